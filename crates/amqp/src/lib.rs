@@ -1,0 +1,1 @@
+//! busdrain-amqp: see README.md in this crate.

@@ -1,0 +1,1 @@
+//! busdrain-broker: see README.md in this crate.

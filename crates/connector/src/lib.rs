@@ -1,0 +1,1 @@
+//! busdrain-connector: see README.md in this crate.

@@ -1,0 +1,1 @@
+//! busdrain-emulator: see README.md in this crate.

@@ -1,0 +1,1 @@
+//! busdrain-testsupport: see README.md in this crate.
