@@ -1,0 +1,6 @@
+//! One module per subcommand. Each exposes an `Args` struct (clap) and `execute`.
+
+pub mod emulator;
+pub mod run;
+pub mod send;
+pub mod validate;
