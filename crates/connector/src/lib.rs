@@ -1,1 +1,3 @@
-//! busdrain-connector: see README.md in this crate.
+//! busdrain-connector: drains Service Bus entities into Cassandra tables.
+
+pub mod source;
