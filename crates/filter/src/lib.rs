@@ -1,0 +1,1 @@
+//! busdrain-filter: Service Bus subscription rule filters and actions.
