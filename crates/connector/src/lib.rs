@@ -1,3 +1,4 @@
 //! busdrain-connector: drains Service Bus entities into Cassandra tables.
 
+pub mod config;
 pub mod source;
