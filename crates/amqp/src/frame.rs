@@ -1,0 +1,312 @@
+//! AMQP 1.0 frame decoding (part 2.3): `size:u32 doff:u8 type:u8 channel:u16`, extended
+//! header, then a described performative and, for `transfer`, the payload.
+//!
+//! [`decode_frame`] is a pure function over one complete frame so that it can be fuzzed.
+
+use bytes::Bytes;
+
+use crate::types::performatives::{
+    Attach, Close, Detach, Disposition, End, Flow, Performative, Transfer,
+};
+use crate::types::sasl::{SaslChallenge, SaslInit, SaslMechanisms, SaslOutcome, SaslResponse};
+
+/// Size of the fixed frame header.
+pub const FRAME_HEADER_SIZE: usize = 8;
+/// Smallest `max-frame-size` AMQP allows.
+pub const MIN_MAX_FRAME_SIZE: u32 = 512;
+/// Frame type of AMQP frames.
+pub const FRAME_TYPE_AMQP: u8 = 0x00;
+/// Frame type of SASL frames.
+pub const FRAME_TYPE_SASL: u8 = 0x01;
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Channel (session) number; 0 for SASL frames.
+    pub channel: u16,
+    /// What the frame carries.
+    pub body: FrameBody,
+}
+
+/// The body of a frame.
+#[derive(Debug, Clone)]
+// Rare, short-lived values: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum FrameBody {
+    /// An AMQP frame without a body: a keep-alive.
+    Empty,
+    /// An AMQP performative; `payload` is the bytes after it (transfer payloads).
+    Amqp {
+        /// The performative.
+        performative: Performative,
+        /// Remaining frame bytes after the performative.
+        payload: Bytes,
+    },
+    /// A SASL frame.
+    Sasl(SaslBody),
+}
+
+/// SASL frame bodies (part 5.3.3).
+#[derive(Debug, Clone)]
+pub enum SaslBody {
+    /// sasl-mechanisms (server to client).
+    Mechanisms(SaslMechanisms),
+    /// sasl-init (client to server).
+    Init(SaslInit),
+    /// sasl-challenge.
+    Challenge(SaslChallenge),
+    /// sasl-response.
+    Response(SaslResponse),
+    /// sasl-outcome.
+    Outcome(SaslOutcome),
+}
+
+/// Why a frame could not be decoded. Each maps to the AMQP error the connection is closed
+/// with ([`FrameError::condition`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// Declared size is below the 8-byte header or the data offset.
+    #[error("frame size {0} is too small")]
+    TooSmall(u32),
+    /// Declared size exceeds the negotiated `max-frame-size`.
+    #[error("frame size {size} exceeds max-frame-size {max}")]
+    TooLarge {
+        /// Declared size.
+        size: u32,
+        /// Our limit.
+        max: u32,
+    },
+    /// The buffer length differs from the declared size.
+    #[error("frame declares {declared} bytes but {actual} were given")]
+    LengthMismatch {
+        /// Declared size.
+        declared: u32,
+        /// Buffer length.
+        actual: usize,
+    },
+    /// `doff` below 2 or beyond the frame.
+    #[error("invalid data offset {0}")]
+    BadDataOffset(u8),
+    /// Neither AMQP (0) nor SASL (1).
+    #[error("unknown frame type {0:#04x}")]
+    UnknownType(u8),
+    /// The body is not a described list we know.
+    #[error("undecodable frame body: {0}")]
+    Decode(String),
+}
+
+impl FrameError {
+    /// The AMQP error condition to close the connection with.
+    pub fn condition(&self) -> crate::types::definitions::ErrorCondition {
+        use crate::types::definitions::{AmqpError, ConnectionError, ErrorCondition};
+        match self {
+            FrameError::TooSmall(_) => ErrorCondition::AmqpError(AmqpError::FrameSizeTooSmall),
+            FrameError::TooLarge { .. }
+            | FrameError::LengthMismatch { .. }
+            | FrameError::BadDataOffset(_)
+            | FrameError::UnknownType(_) => {
+                ErrorCondition::ConnectionError(ConnectionError::FramingError)
+            }
+            FrameError::Decode(_) => ErrorCondition::AmqpError(AmqpError::DecodeError),
+        }
+    }
+}
+
+/// Inspect the start of `buf`: `Ok(None)` if fewer than 4 bytes are buffered, else the
+/// declared frame size, validated against `max_frame_size`.
+pub fn peek_frame_size(buf: &[u8], max_frame_size: u32) -> Result<Option<usize>, FrameError> {
+    let Some(size_bytes) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let size = u32::from_be_bytes([size_bytes[0], size_bytes[1], size_bytes[2], size_bytes[3]]);
+    if (size as usize) < FRAME_HEADER_SIZE {
+        return Err(FrameError::TooSmall(size));
+    }
+    if size > max_frame_size {
+        return Err(FrameError::TooLarge {
+            size,
+            max: max_frame_size,
+        });
+    }
+    Ok(Some(size as usize))
+}
+
+/// Decode one complete frame (header included). Never panics.
+pub fn decode_frame(buf: &[u8]) -> Result<Frame, FrameError> {
+    decode_frame_bytes(Bytes::copy_from_slice(buf))
+}
+
+/// Like [`decode_frame`] but without copying: transfer payloads are slices of `frame`.
+pub fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
+    if frame.len() < FRAME_HEADER_SIZE {
+        return Err(FrameError::TooSmall(frame.len() as u32));
+    }
+    let declared = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if declared as usize != frame.len() {
+        return Err(FrameError::LengthMismatch {
+            declared,
+            actual: frame.len(),
+        });
+    }
+    let doff = frame[4];
+    let body_start = doff as usize * 4;
+    if doff < 2 || body_start > frame.len() {
+        return Err(FrameError::BadDataOffset(doff));
+    }
+    let frame_type = frame[5];
+    let channel = u16::from_be_bytes([frame[6], frame[7]]);
+    let body = frame.slice(body_start..);
+    match frame_type {
+        FRAME_TYPE_AMQP => {
+            if body.is_empty() {
+                return Ok(Frame {
+                    channel,
+                    body: FrameBody::Empty,
+                });
+            }
+            let (code, len) = described_header(&body)?;
+            let bytes = &body[..len];
+            let performative = match code {
+                0x10 => Performative::Open(decode(bytes)?),
+                0x11 => Performative::Begin(decode(bytes)?),
+                0x12 => Performative::Attach(decode::<Attach>(bytes)?),
+                0x13 => Performative::Flow(decode::<Flow>(bytes)?),
+                0x14 => Performative::Transfer(decode::<Transfer>(bytes)?),
+                0x15 => Performative::Disposition(decode::<Disposition>(bytes)?),
+                0x16 => Performative::Detach(decode::<Detach>(bytes)?),
+                0x17 => Performative::End(decode::<End>(bytes)?),
+                0x18 => Performative::Close(decode::<Close>(bytes)?),
+                other => {
+                    return Err(FrameError::Decode(format!(
+                        "unknown performative descriptor {other:#x}"
+                    )))
+                }
+            };
+            Ok(Frame {
+                channel,
+                body: FrameBody::Amqp {
+                    performative,
+                    payload: body.slice(len..),
+                },
+            })
+        }
+        FRAME_TYPE_SASL => {
+            let (code, len) = described_header(&body)?;
+            if len != body.len() {
+                return Err(FrameError::Decode("trailing bytes after SASL body".into()));
+            }
+            let sasl = match code {
+                0x40 => SaslBody::Mechanisms(decode(&body)?),
+                0x41 => SaslBody::Init(decode(&body)?),
+                0x42 => SaslBody::Challenge(decode(&body)?),
+                0x43 => SaslBody::Response(decode(&body)?),
+                0x44 => SaslBody::Outcome(decode(&body)?),
+                other => {
+                    return Err(FrameError::Decode(format!(
+                        "unknown SASL descriptor {other:#x}"
+                    )))
+                }
+            };
+            Ok(Frame {
+                channel,
+                body: FrameBody::Sasl(sasl),
+            })
+        }
+        other => Err(FrameError::UnknownType(other)),
+    }
+}
+
+fn decode<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, FrameError> {
+    serde_amqp::from_slice(bytes).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// Descriptor code and total encoded length of the described list at the start of `buf`.
+///
+/// Transfer frames carry the payload right after the performative, so its exact length
+/// must be known before decoding. Symbolic descriptors (`amqp:open:list`, ...) are mapped
+/// to their numeric codes.
+fn described_header(buf: &[u8]) -> Result<(u64, usize), FrameError> {
+    let short = || FrameError::Decode("truncated performative".into());
+    if buf.first() != Some(&0x00) {
+        return Err(FrameError::Decode(
+            "frame body is not a described type".into(),
+        ));
+    }
+    let (code, mut pos) = match buf.get(1).ok_or_else(short)? {
+        0x53 => (*buf.get(2).ok_or_else(short)? as u64, 3),
+        0x44 => (0, 2),
+        0x80 => {
+            let raw = buf.get(2..10).ok_or_else(short)?;
+            let mut be = [0u8; 8];
+            be.copy_from_slice(raw);
+            (u64::from_be_bytes(be), 10)
+        }
+        0xa3 => {
+            let len = *buf.get(2).ok_or_else(short)? as usize;
+            let name = buf.get(3..3 + len).ok_or_else(short)?;
+            (symbolic_code(name)?, 3 + len)
+        }
+        0xb3 => {
+            let raw = buf.get(2..6).ok_or_else(short)?;
+            let len = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+            let end = 6usize.checked_add(len).ok_or_else(short)?;
+            let name = buf.get(6..end).ok_or_else(short)?;
+            (symbolic_code(name)?, end)
+        }
+        other => {
+            return Err(FrameError::Decode(format!(
+                "unsupported descriptor constructor {other:#04x}"
+            )))
+        }
+    };
+    let constructor = *buf.get(pos).ok_or_else(short)?;
+    pos += 1;
+    let body_len = match constructor {
+        0x45 => 0,
+        0xc0 => {
+            let size = *buf.get(pos).ok_or_else(short)? as usize;
+            1 + size
+        }
+        0xd0 => {
+            let raw = buf.get(pos..pos + 4).ok_or_else(short)?;
+            let size = u32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+            4usize.checked_add(size).ok_or_else(short)?
+        }
+        other => {
+            return Err(FrameError::Decode(format!(
+                "performative is not a list (constructor {other:#04x})"
+            )))
+        }
+    };
+    let end = pos.checked_add(body_len).ok_or_else(short)?;
+    if end > buf.len() {
+        return Err(short());
+    }
+    Ok((code, end))
+}
+
+fn symbolic_code(name: &[u8]) -> Result<u64, FrameError> {
+    let code = match name {
+        b"amqp:open:list" => 0x10,
+        b"amqp:begin:list" => 0x11,
+        b"amqp:attach:list" => 0x12,
+        b"amqp:flow:list" => 0x13,
+        b"amqp:transfer:list" => 0x14,
+        b"amqp:disposition:list" => 0x15,
+        b"amqp:detach:list" => 0x16,
+        b"amqp:end:list" => 0x17,
+        b"amqp:close:list" => 0x18,
+        b"amqp:sasl-mechanisms:list" => 0x40,
+        b"amqp:sasl-init:list" => 0x41,
+        b"amqp:sasl-challenge:list" => 0x42,
+        b"amqp:sasl-response:list" => 0x43,
+        b"amqp:sasl-outcome:list" => 0x44,
+        _ => {
+            return Err(FrameError::Decode(format!(
+                "unknown descriptor {}",
+                String::from_utf8_lossy(name)
+            )))
+        }
+    };
+    Ok(code)
+}
