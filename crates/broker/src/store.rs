@@ -1,0 +1,370 @@
+//! The durable store: one redb file, one writer thread doing group commit.
+//!
+//! Layout (all keys big-endian so byte order is numeric order):
+//! - `messages`: `entity_id (u32) ‖ sequence_number (u64)` → encoded [`StoredMessage`].
+//! - `sequences`: `entity_id` → last sequence number handed out by that queue or topic, so
+//!   numbers are never reused even after every message was completed.
+//! - `entities`: case-folded entity path → `entity_id`, so ids stay stable when the config
+//!   gains or loses entities between runs.
+//!
+//! Writes go through [`Store::submit`]: the writer thread takes every request queued at that
+//! moment, applies them all in one transaction committed with `Durability::Immediate` (one
+//! fsync), then runs each request's completion callback in submission order. Callbacks update
+//! the in-memory entity state, so memory only ever shows committed data, and run in commit
+//! order, so sequence numbers become visible in order.
+//!
+//! Reads use redb's MVCC read transactions and never wait for the writer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::error::BrokerError;
+use crate::message::StoredMessage;
+
+const MESSAGES: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("messages");
+const SEQUENCES: TableDefinition<u32, u64> = TableDefinition::new("sequences");
+const ENTITIES: TableDefinition<&str, u32> = TableDefinition::new("entities");
+
+/// File name of the database inside the data directory.
+pub const DATABASE_FILE: &str = "busdrain-broker.redb";
+
+/// Upper bound on requests folded into one transaction; bounds commit latency under load.
+const MAX_REQUESTS_PER_COMMIT: usize = 4096;
+/// Upper bound on payload bytes folded into one transaction.
+const MAX_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
+
+/// One change to apply in the write transaction.
+pub(crate) enum WriteOp {
+    /// Insert or replace a message record.
+    Put {
+        entity: u32,
+        sequence_number: i64,
+        record: Arc<[u8]>,
+    },
+    /// Remove a message record (absent records are ignored).
+    Delete { entity: u32, sequence_number: i64 },
+    /// Persist the last sequence number handed out by a queue or topic.
+    SetLastSequence { entity: u32, last: i64 },
+}
+
+/// The outcome of a commit, shared by every request in it.
+pub(crate) type CommitResult = Result<(), BrokerError>;
+
+/// Runs on the writer thread after the commit (or its failure). Must not block for long.
+pub(crate) type OnCommit = Box<dyn FnOnce(CommitResult) + Send>;
+
+struct WriteRequest {
+    ops: Vec<WriteOp>,
+    on_commit: OnCommit,
+}
+
+/// Handle to the database: reads on the caller's thread, writes through the writer thread.
+pub(crate) struct Store {
+    db: Arc<Database>,
+    sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What [`Store::open`] found on disk.
+pub(crate) struct Recovered {
+    /// Every stored message, per entity id, in sequence order.
+    pub messages: HashMap<u32, Vec<StoredMessage>>,
+    /// Last sequence number per queue/topic id.
+    pub last_sequences: HashMap<u32, i64>,
+    /// Entity ids by case-folded path, including ones assigned just now.
+    pub entity_ids: HashMap<String, u32>,
+}
+
+fn key(entity: u32, sequence_number: i64) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..4].copy_from_slice(&entity.to_be_bytes());
+    key[4..].copy_from_slice(&(sequence_number as u64).to_be_bytes());
+    key
+}
+
+fn split_key(key: [u8; 12]) -> (u32, i64) {
+    let mut entity = [0u8; 4];
+    entity.copy_from_slice(&key[..4]);
+    let mut sequence = [0u8; 8];
+    sequence.copy_from_slice(&key[4..]);
+    (
+        u32::from_be_bytes(entity),
+        u64::from_be_bytes(sequence) as i64,
+    )
+}
+
+/// Serialises a message record.
+pub(crate) fn encode(message: &StoredMessage) -> Result<Arc<[u8]>, BrokerError> {
+    postcard::to_allocvec(message)
+        .map(Arc::from)
+        .map_err(|e| BrokerError::Corrupt {
+            detail: format!("cannot encode message {}: {e}", message.sequence_number),
+        })
+}
+
+fn decode(entity: u32, sequence_number: i64, bytes: &[u8]) -> Result<StoredMessage, BrokerError> {
+    postcard::from_bytes(bytes).map_err(|e| BrokerError::Corrupt {
+        detail: format!("message {sequence_number} of entity id {entity}: {e}"),
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the database, assigns ids to `entity_keys` not seen before, and
+    /// loads every message so the caller can rebuild its in-memory indexes.
+    pub(crate) fn open(
+        data_dir: &Path,
+        entity_keys: &[String],
+    ) -> Result<(Arc<Store>, Recovered), BrokerError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| BrokerError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let db =
+            Database::create(&path).map_err(|e| BrokerError::store("opening the database", e))?;
+
+        let entity_ids = assign_entity_ids(&db, entity_keys)?;
+        let (messages, last_sequences) = load_everything(&db)?;
+
+        let db = Arc::new(db);
+        let (sender, receiver) = mpsc::channel();
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("broker-writer".to_owned())
+            .spawn(move || run_writer(&writer_db, &receiver))
+            .map_err(|source| BrokerError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+        let store = Arc::new(Store {
+            db,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+        });
+        Ok((
+            store,
+            Recovered {
+                messages,
+                last_sequences,
+                entity_ids,
+            },
+        ))
+    }
+
+    /// Queues `ops` for the next group commit; `on_commit` runs on the writer thread once the
+    /// transaction is durable (or failed). If the writer is gone, `on_commit` runs at once with
+    /// [`BrokerError::ShuttingDown`].
+    pub(crate) fn submit(&self, ops: Vec<WriteOp>, on_commit: OnCommit) {
+        let request = WriteRequest { ops, on_commit };
+        let rejected = match self.sender.lock() {
+            Ok(guard) => match guard.as_ref() {
+                Some(sender) => sender.send(request).err().map(|e| e.0),
+                None => Some(request),
+            },
+            Err(_) => Some(request),
+        };
+        if let Some(request) = rejected {
+            (request.on_commit)(Err(BrokerError::ShuttingDown));
+        }
+    }
+
+    /// Reads the records of `sequence_numbers` in one read transaction; `None` where absent.
+    pub(crate) fn read(
+        &self,
+        entity: u32,
+        sequence_numbers: &[i64],
+    ) -> Result<Vec<Option<StoredMessage>>, BrokerError> {
+        if sequence_numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| BrokerError::store("reading messages", e))?;
+        let table = txn
+            .open_table(MESSAGES)
+            .map_err(|e| BrokerError::store("reading messages", e))?;
+        sequence_numbers
+            .iter()
+            .map(|&sequence_number| {
+                let found = table
+                    .get(key(entity, sequence_number))
+                    .map_err(|e| BrokerError::store("reading messages", e))?;
+                found
+                    .map(|guard| decode(entity, sequence_number, guard.value()))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Stops accepting writes, lets the writer finish what is queued, and waits for it.
+    pub(crate) fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(writer) = writer {
+            if writer.join().is_err() {
+                tracing::error!("broker writer thread panicked");
+            }
+        }
+    }
+}
+
+fn assign_entity_ids(
+    db: &Database,
+    entity_keys: &[String],
+) -> Result<HashMap<String, u32>, BrokerError> {
+    let context = "assigning entity ids";
+    let txn = db
+        .begin_write()
+        .map_err(|e| BrokerError::store(context, e))?;
+    let mut ids = HashMap::new();
+    {
+        let mut table = txn
+            .open_table(ENTITIES)
+            .map_err(|e| BrokerError::store(context, e))?;
+        let mut next_id = 0u32;
+        for entry in table.iter().map_err(|e| BrokerError::store(context, e))? {
+            let (name, id) = entry.map_err(|e| BrokerError::store(context, e))?;
+            ids.insert(name.value().to_owned(), id.value());
+            next_id = next_id.max(id.value().saturating_add(1));
+        }
+        for entity_key in entity_keys {
+            if !ids.contains_key(entity_key) {
+                table
+                    .insert(entity_key.as_str(), next_id)
+                    .map_err(|e| BrokerError::store(context, e))?;
+                ids.insert(entity_key.clone(), next_id);
+                next_id = next_id.checked_add(1).ok_or_else(|| BrokerError::Corrupt {
+                    detail: "entity id space exhausted".to_owned(),
+                })?;
+            }
+        }
+    }
+    // Make sure the other tables exist so read transactions can open them.
+    txn.open_table(MESSAGES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    txn.open_table(SEQUENCES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    txn.commit().map_err(|e| BrokerError::store(context, e))?;
+    Ok(ids)
+}
+
+type Loaded = (HashMap<u32, Vec<StoredMessage>>, HashMap<u32, i64>);
+
+fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
+    let context = "loading messages";
+    let txn = db
+        .begin_read()
+        .map_err(|e| BrokerError::store(context, e))?;
+    let mut messages: HashMap<u32, Vec<StoredMessage>> = HashMap::new();
+    let table = txn
+        .open_table(MESSAGES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    for entry in table.iter().map_err(|e| BrokerError::store(context, e))? {
+        let (k, v) = entry.map_err(|e| BrokerError::store(context, e))?;
+        let (entity, sequence_number) = split_key(k.value());
+        let message = decode(entity, sequence_number, v.value())?;
+        messages.entry(entity).or_default().push(message);
+    }
+    let mut last_sequences = HashMap::new();
+    let table = txn
+        .open_table(SEQUENCES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    for entry in table.iter().map_err(|e| BrokerError::store(context, e))? {
+        let (entity, last) = entry.map_err(|e| BrokerError::store(context, e))?;
+        last_sequences.insert(entity.value(), last.value() as i64);
+    }
+    Ok((messages, last_sequences))
+}
+
+/// The writer loop: block for one request, gather whatever else is queued, commit once.
+fn run_writer(db: &Database, receiver: &mpsc::Receiver<WriteRequest>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        let mut bytes = batch_bytes(&batch[0]);
+        while batch.len() < MAX_REQUESTS_PER_COMMIT && bytes < MAX_BYTES_PER_COMMIT {
+            match receiver.try_recv() {
+                Ok(request) => {
+                    bytes += batch_bytes(&request);
+                    batch.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = commit(db, &batch);
+        if let Err(error) = &result {
+            tracing::error!(%error, requests = batch.len(), "broker commit failed");
+        }
+        for request in batch {
+            let outcome = match &result {
+                Ok(()) => Ok(()),
+                Err(error) => Err(BrokerError::Store {
+                    context: "committing",
+                    message: error.to_string(),
+                }),
+            };
+            (request.on_commit)(outcome);
+        }
+    }
+}
+
+fn batch_bytes(request: &WriteRequest) -> usize {
+    request
+        .ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Put { record, .. } => record.len(),
+            _ => 16,
+        })
+        .sum()
+}
+
+fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
+    let context = "writing";
+    let txn = db
+        .begin_write()
+        .map_err(|e| BrokerError::store(context, e))?;
+    {
+        let mut messages = txn
+            .open_table(MESSAGES)
+            .map_err(|e| BrokerError::store(context, e))?;
+        let mut sequences = txn
+            .open_table(SEQUENCES)
+            .map_err(|e| BrokerError::store(context, e))?;
+        for op in batch.iter().flat_map(|request| &request.ops) {
+            match op {
+                WriteOp::Put {
+                    entity,
+                    sequence_number,
+                    record,
+                } => {
+                    messages
+                        .insert(key(*entity, *sequence_number), &record[..])
+                        .map_err(|e| BrokerError::store(context, e))?;
+                }
+                WriteOp::Delete {
+                    entity,
+                    sequence_number,
+                } => {
+                    messages
+                        .remove(key(*entity, *sequence_number))
+                        .map_err(|e| BrokerError::store(context, e))?;
+                }
+                WriteOp::SetLastSequence { entity, last } => {
+                    sequences
+                        .insert(*entity, *last as u64)
+                        .map_err(|e| BrokerError::store(context, e))?;
+                }
+            }
+        }
+    }
+    // Durability::Immediate is redb's default: the commit returns after fsync.
+    txn.commit().map_err(|e| BrokerError::store(context, e))
+}
