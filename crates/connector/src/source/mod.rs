@@ -9,6 +9,20 @@
 //! - `receive` returns an empty vector when nothing arrived within `max_wait`; it never
 //!   blocks longer than `max_wait` plus one network round trip.
 
+mod connection_string;
+mod credential;
+mod error_classification;
+mod message_mapping;
+mod sender;
+mod servicebus;
+
+pub use connection_string::{ConnectionStringError, ServiceBusConnectionString};
+pub use credential::Credential;
+pub use sender::{MessageSender, OutgoingMessage, SendError};
+pub use servicebus::{
+    ConnectorSettings, ReceiverSettings, ServiceBusConnector, ServiceBusSource, SourceEntity,
+};
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -92,10 +106,8 @@ pub trait MessageSource: Send {
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
 
     /// Return the message to the entity for redelivery (counts toward MaxDeliveryCount).
-    fn abandon(
-        &mut self,
-        token: LockToken,
-    ) -> impl Future<Output = Result<(), SourceError>> + Send;
+    fn abandon(&mut self, token: LockToken)
+        -> impl Future<Output = Result<(), SourceError>> + Send;
 
     fn dead_letter(
         &mut self,
@@ -111,6 +123,15 @@ pub trait MessageSource: Send {
 
     /// The session this source is bound to, if the entity is session-enabled.
     fn session_id(&self) -> Option<&str>;
+
+    /// Extend the session lock (session-bound sources only; others return `Ok(None)`).
+    /// A session lock, like a message lock, lapses unless renewed; when it does, the broker
+    /// hands the session to another receiver and settlements here fail with `LockLost`.
+    fn renew_session_lock(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<OffsetDateTime>, SourceError>> + Send {
+        async { Ok(None) }
+    }
 
     /// Close links cleanly (unsettled messages become available again when their locks lapse).
     fn close(self) -> impl Future<Output = Result<(), SourceError>> + Send;
