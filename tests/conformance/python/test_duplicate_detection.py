@@ -1,0 +1,28 @@
+"""Duplicate detection (emulator part 2, issue 4): with RequiresDuplicateDetection, a second
+message with the same MessageId inside the window is accepted but not enqueued."""
+
+from __future__ import annotations
+
+import pytest
+from azure.servicebus import ServiceBusMessage
+
+from helpers import assert_nothing_to_receive, body_of, receive_exactly
+
+pytestmark = pytest.mark.xfail(strict=True, reason="emulator part 2 (issue 4): duplicate detection not implemented yet")
+
+
+def test_same_message_id_is_enqueued_once(client, queue_of):
+    queue = queue_of("dedup")
+    with client.get_queue_sender(queue.name) as sender:
+        sender.send_messages(ServiceBusMessage(b"first copy", message_id="dedup-1"))
+        sender.send_messages(ServiceBusMessage(b"second copy", message_id="dedup-1"))
+        sender.send_messages(ServiceBusMessage(b"other", message_id="dedup-2"))
+    with client.get_queue_receiver(queue.name) as receiver:
+        received = receive_exactly(receiver, 2)
+        assert sorted((m.message_id, body_of(m)) for m in received) == [
+            ("dedup-1", b"first copy"),
+            ("dedup-2", b"other"),
+        ]
+        for message in received:
+            receiver.complete_message(message)
+        assert_nothing_to_receive(receiver, wait_s=3)
