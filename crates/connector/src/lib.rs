@@ -1,4 +1,5 @@
 //! busdrain-connector: drains Service Bus entities into Cassandra tables.
 
 pub mod config;
+pub mod mapping;
 pub mod source;
