@@ -118,3 +118,20 @@ export async function assertServiceBusError(promise, code) {
     return true;
   });
 }
+
+/**
+ * A strict expected failure for a feature the emulator does not have yet: the body must
+ * fail (its error is reported as a diagnostic); if it passes, the test fails so that the
+ * marker, whose `reason` names the missing feature, gets removed.
+ */
+export function expectedFailure(reason, body) {
+  return async (t) => {
+    try {
+      await body(t);
+    } catch (err) {
+      t.diagnostic(`expected failure (${reason}): ${err?.message ?? err}`);
+      return;
+    }
+    throw new Error(`unexpectedly passed, remove the expected-failure marker: ${reason}`);
+  };
+}
