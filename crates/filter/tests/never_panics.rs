@@ -223,7 +223,7 @@ fn mutated_valid_expressions_never_panic() {
 
 #[test]
 fn random_bytes_as_text_never_panic() {
-    let mut rng = Rng(0xB17E_5u64);
+    let mut rng = Rng(0x000B_17E5_u64);
     let options = ParseOptions::default();
     let messages = messages();
     for _ in 0..iterations() {
