@@ -11,6 +11,29 @@
 //! - Evaluation uses SQL three-valued logic; missing properties are *unknown* and never
 //!   match. Type errors at evaluation time are [`EvaluationError`]s (Service Bus "filter
 //!   evaluation exceptions"), never panics.
+//!
+//! ```
+//! use busdrain_filter::{route, Filter, MessageProperties, RoutedCopy, Rule, SqlFilter, SqlRuleAction, Value};
+//!
+//! let rule = Rule {
+//!     name: "red".into(),
+//!     filter: Filter::Sql(SqlFilter::parse("color = 'red' AND quantity > 5").unwrap()),
+//!     action: Some(SqlRuleAction::parse("SET quantity = quantity / 2").unwrap()),
+//! };
+//! let mut message = MessageProperties::default();
+//! message.user.insert("color".into(), Value::from("red"));
+//! message.user.insert("quantity".into(), Value::Long(10));
+//!
+//! let routing = route(&[rule], &message);
+//! let RoutedCopy::Modified { properties, .. } = &routing.copies[0] else { unreachable!() };
+//! assert_eq!(properties.user["quantity"], Value::Long(5));
+//!
+//! let error = SqlFilter::parse("color = 'red' AND").unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     "syntax error at position 18: expected an expression after 'AND', found the end of the expression"
+//! );
+//! ```
 
 mod correlation;
 mod error;
