@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod mapping;
+pub mod schema;
 pub mod source;
