@@ -46,7 +46,7 @@ public class Query {
                         if (i > 0) {
                             line.append(" | ");
                         }
-                        line.append(columns.getName(i)).append('=').append(row.getObject(i));
+                        line.append(columns.getName(i)).append('=').append(format(row.getObject(i)));
                     }
                     System.out.println(line);
                     count++;
@@ -60,5 +60,13 @@ public class Query {
             status = 1;
         }
         System.exit(status);
+    }
+
+    // Timestamps print as ISO-8601 instants (UTC), like cqlsh, not in the JVM's locale format.
+    private static Object format(Object value) {
+        if (value instanceof java.util.Date) {
+            return ((java.util.Date) value).toInstant();
+        }
+        return value;
     }
 }
