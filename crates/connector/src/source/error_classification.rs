@@ -54,30 +54,40 @@ const NO_SESSION: &[&str] = &[
 
 /// Classifies an error from any operation except accepting a session.
 pub(crate) fn classify(operation: &str, entity: &str, error: &azure_core::Error) -> SourceError {
-    let described = describe(error);
-    let text = format!("{operation} on `{entity}` failed: {described}");
-    if LOCK_LOST.iter().any(|id| described.contains(id)) {
-        return SourceError::LockLost(text);
+    let (display, debug) = describe(error);
+    let found = |ids: &[&'static str]| ids.iter().copied().find(|id| debug.contains(id));
+    // The message shows the error chain, plus the identifier that decided the class when the
+    // chain's text does not already show it.
+    let text = |id: Option<&str>| match id {
+        Some(id) if !display.contains(id) => {
+            format!("{operation} on `{entity}` failed: {display} [{id}]")
+        }
+        _ => format!("{operation} on `{entity}` failed: {display}"),
+    };
+    if let Some(id) = found(LOCK_LOST) {
+        return SourceError::LockLost(text(Some(id)));
     }
-    if matches!(error.kind(), ErrorKind::Credential)
-        || FATAL.iter().any(|id| described.contains(id))
-    {
-        return SourceError::Fatal(text);
+    if matches!(error.kind(), ErrorKind::Credential) {
+        return SourceError::Fatal(text(None));
     }
-    SourceError::Transient(text)
+    if let Some(id) = found(FATAL) {
+        return SourceError::Fatal(text(Some(id)));
+    }
+    SourceError::Transient(text(None))
 }
 
 /// Classifies an error from accepting the next session, where a broker timeout means "none free".
 pub(crate) fn classify_accept_session(entity: &str, error: &azure_core::Error) -> SourceError {
-    let described = describe(error);
-    if NO_SESSION.iter().any(|id| described.contains(id)) {
+    let (_, debug) = describe(error);
+    if NO_SESSION.iter().any(|id| debug.contains(id)) {
         return SourceError::NoSessionAvailable;
     }
     classify("accepting a session", entity, error)
 }
 
-/// The error, its sources, and its `Debug` form (where the AMQP condition lives).
-fn describe(error: &azure_core::Error) -> String {
+/// The error with its sources (for people), and its `Debug` form (where the AMQP condition and
+/// status code live, for classification).
+fn describe(error: &azure_core::Error) -> (String, String) {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
@@ -88,10 +98,7 @@ fn describe(error: &azure_core::Error) -> String {
         }
         source = inner.source();
     }
-    text.push_str(" [");
-    text.push_str(&format!("{error:?}"));
-    text.push(']');
-    text
+    (text, format!("{error:?}"))
 }
 
 #[cfg(test)]
