@@ -4,7 +4,8 @@
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CASSANDRA_TOOL="$REPO/tools/cassandra/cassandra"
-readonly DEFAULT_CASSANDRA_ADDRESS="127.0.0.1:9042"
+# tools/cassandra/cassandra puts node 1 on BUSDRAIN_CASSANDRA_FIRST_IP (default 127.0.0.1).
+readonly DEFAULT_CASSANDRA_ADDRESS="${BUSDRAIN_CASSANDRA_FIRST_IP:-127.0.0.1}:9042"
 
 log() { printf '[%s] %s\n' "${SCRIPT_NAME:-busdrain}" "$*" >&2; }
 fail() {
@@ -86,10 +87,12 @@ CASSANDRA_STARTED_HERE=false
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # Uses a node that already answers on $BUSDRAIN_CASSANDRA (default 127.0.0.1:9042), else
-# fetches the jars and starts the project's own node, remembering to stop it at exit.
+# starts the project's own node (jars fetched before), remembering to stop it at exit. Exports
+# BUSDRAIN_CASSANDRA so the tests (busdrain-testsupport) reach the same node.
 ensure_cassandra() {
   local address="${BUSDRAIN_CASSANDRA:-$DEFAULT_CASSANDRA_ADDRESS}"
   local host="${address%:*}" port="${address##*:}"
+  export BUSDRAIN_CASSANDRA="$address"
   if tcp_open "$host" "$port"; then
     log "Cassandra already answers on $address: using it, and leaving it running"
     return 0
