@@ -137,7 +137,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, FrameError> {
 }
 
 /// Like [`decode_frame`] but without copying: transfer payloads are slices of `frame`.
-pub fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
+pub(crate) fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
     if frame.len() < FRAME_HEADER_SIZE {
         return Err(FrameError::TooSmall(frame.len() as u32));
     }

@@ -5,10 +5,13 @@ mod command;
 mod config;
 mod connection;
 mod delivery;
+mod encode;
 mod engine;
 mod error;
 pub mod frame;
+mod handshake;
 mod link;
+mod session;
 
 pub use config::{ConnectionConfig, CreditMode, DEFAULT_SASL_MECHANISMS};
 pub use connection::{accept, Connection, ConnectionDriver, ConnectionEvent, OpenInfo};
