@@ -2,5 +2,7 @@
 
 pub mod config;
 pub mod mapping;
+pub mod metrics;
 pub mod schema;
+pub mod sink;
 pub mod source;
