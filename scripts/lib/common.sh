@@ -100,8 +100,9 @@ ensure_cassandra() {
   if [[ "$address" != "$DEFAULT_CASSANDRA_ADDRESS" ]]; then
     fail "BUSDRAIN_CASSANDRA=$address does not answer; start that node or unset BUSDRAIN_CASSANDRA to use the local one"
   fi
-  "$CASSANDRA_TOOL" start || return 1
+  # Set first: if start fails half-way, the exit trap still stops whatever did come up.
   CASSANDRA_STARTED_HERE=true
+  "$CASSANDRA_TOOL" start
 }
 
 stop_cassandra_if_started_here() {
