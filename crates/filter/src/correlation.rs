@@ -10,7 +10,7 @@ use crate::value::{compare, ComparisonOp, Value};
 ///
 /// A filter with nothing set matches every message; Service Bus refuses such a filter when
 /// it is created, which is the caller's check ([`CorrelationFilter::is_empty`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CorrelationFilter {
     pub correlation_id: Option<String>,
     pub message_id: Option<String>,

@@ -10,7 +10,9 @@ use crate::value::Value;
 ///
 /// The names are those of the .NET message classes; `Subject` (the current SDKs) and `Label`
 /// (the older ones) are the same property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum SystemProperty {
     MessageId,
     CorrelationId,
@@ -120,7 +122,7 @@ impl SystemProperty {
 /// The system properties of one message; `None` is "not set" (evaluates as NULL).
 ///
 /// Times are milliseconds since the Unix epoch (UTC), lengths of time are milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SystemProperties {
     pub message_id: Option<String>,
     pub correlation_id: Option<String>,
@@ -264,7 +266,7 @@ pub trait MessageView {
 pub type UserProperties = BTreeMap<String, Value>;
 
 /// A message's properties, owned, so a rule action can change them.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageProperties {
     pub system: SystemProperties,
     pub user: UserProperties,

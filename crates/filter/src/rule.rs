@@ -9,7 +9,7 @@ use crate::sql::{SqlFilter, SqlRuleAction};
 pub const DEFAULT_RULE_NAME: &str = "$Default";
 
 /// A rule's filter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Filter {
     /// Matches every message (`TrueRuleFilter`, SQL `1=1`).
     True,
@@ -36,7 +36,7 @@ impl Filter {
 }
 
 /// A subscription rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     pub name: String,
     pub filter: Filter,

@@ -17,7 +17,7 @@ use crate::error::EvaluationError;
 ///
 /// The AMQP integer types (byte … ulong) map to `Long` and float/double to `Double`; the
 /// broker converts at its edge. Times are milliseconds, the precision of an AMQP timestamp.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// SQL NULL; also what a missing property evaluates to (*unknown*).
     Null,

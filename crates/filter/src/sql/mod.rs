@@ -42,9 +42,14 @@ impl Default for ParseOptions {
 }
 
 /// A parsed SQL filter (`SqlRuleFilter`).
-#[derive(Debug, Clone)]
+///
+/// It serializes as its text and parameters and is parsed again
+/// (with the default limits) when deserialized.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "StoredExpression", into = "StoredExpression")]
 pub struct SqlFilter {
     expression: String,
+    parameters: BTreeMap<String, Value>,
     root: Expr,
 }
 
@@ -60,6 +65,7 @@ impl SqlFilter {
     ) -> Result<SqlFilter, SqlFilterError> {
         Ok(SqlFilter {
             expression: expression.to_owned(),
+            parameters: options.parameters.clone(),
             root: parser::parse_filter(expression, options)?,
         })
     }
@@ -67,6 +73,11 @@ impl SqlFilter {
     /// The expression text as given (what `$management` enumerate-rules returns).
     pub fn expression(&self) -> &str {
         &self.expression
+    }
+
+    /// The `@parameter` values it was parsed with.
+    pub fn parameters(&self) -> &BTreeMap<String, Value> {
+        &self.parameters
     }
 
     /// `Ok(true)` when the condition is TRUE; FALSE and unknown are `Ok(false)`.
@@ -101,9 +112,13 @@ impl fmt::Display for SqlFilter {
 }
 
 /// A parsed SQL rule action (`SqlRuleAction`): `SET` / `REMOVE` statements.
-#[derive(Debug, Clone)]
+///
+/// Serializes like [`SqlFilter`]: as text and parameters, parsed again when deserialized.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "StoredExpression", into = "StoredExpression")]
 pub struct SqlRuleAction {
     expression: String,
+    parameters: BTreeMap<String, Value>,
     statements: Vec<Statement>,
 }
 
@@ -118,6 +133,7 @@ impl SqlRuleAction {
     ) -> Result<SqlRuleAction, SqlFilterError> {
         Ok(SqlRuleAction {
             expression: expression.to_owned(),
+            parameters: options.parameters.clone(),
             statements: parser::parse_action(expression, options)?,
         })
     }
@@ -189,5 +205,55 @@ impl PartialEq for SqlRuleAction {
 impl fmt::Display for SqlRuleAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.expression)
+    }
+}
+
+/// The stored form of a [`SqlFilter`] or [`SqlRuleAction`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredExpression {
+    expression: String,
+    parameters: BTreeMap<String, Value>,
+}
+
+impl StoredExpression {
+    fn options(&self) -> ParseOptions {
+        ParseOptions {
+            parameters: self.parameters.clone(),
+            ..ParseOptions::default()
+        }
+    }
+}
+
+impl TryFrom<StoredExpression> for SqlFilter {
+    type Error = SqlFilterError;
+
+    fn try_from(stored: StoredExpression) -> Result<Self, Self::Error> {
+        SqlFilter::parse_with(&stored.expression, &stored.options())
+    }
+}
+
+impl From<SqlFilter> for StoredExpression {
+    fn from(filter: SqlFilter) -> Self {
+        StoredExpression {
+            expression: filter.expression,
+            parameters: filter.parameters,
+        }
+    }
+}
+
+impl TryFrom<StoredExpression> for SqlRuleAction {
+    type Error = SqlFilterError;
+
+    fn try_from(stored: StoredExpression) -> Result<Self, Self::Error> {
+        SqlRuleAction::parse_with(&stored.expression, &stored.options())
+    }
+}
+
+impl From<SqlRuleAction> for StoredExpression {
+    fn from(action: SqlRuleAction) -> Self {
+        StoredExpression {
+            expression: action.expression,
+            parameters: action.parameters,
+        }
     }
 }
