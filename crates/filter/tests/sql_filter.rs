@@ -525,3 +525,37 @@ fn length_and_depth_limits() {
     let filter = SqlFilter::parse_with(&chain, &options).unwrap();
     assert!(!filter.matches(&message()));
 }
+
+#[test]
+fn expressions_seen_in_microsoft_docs_and_sdks() {
+    let mut m = message();
+    m.user.insert(
+        "NServiceBus.EnclosedMessageTypes".into(),
+        "Shop.Events+OrderPlaced, Shop".into(),
+    );
+    m.user.insert("myproperty".into(), "a".into());
+    m.user.insert("test".into(), "a".into());
+    m.user.insert("StoreId".into(), "Store8".into());
+    m.user.insert("sender".into(), "joseph".into());
+    m.user.insert("importance".into(), Value::Null);
+    m.user.insert(
+        "http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName".into(),
+        "account".into(),
+    );
+    for expression in [
+        "[NServiceBus.EnclosedMessageTypes] LIKE '%Shop.Events+OrderPlaced%'",
+        "myproperty=test",
+        "1=1",
+        "sys.To IN ('Store5','Store6','Store7') OR StoreId = 'Store8'",
+        "sys.To NOT IN ('Store1','Store2','Store3','Store4','Store6','Store7','Store8') OR StoreId NOT IN ('Store1','Store2')",
+        "StoreId IN('Store1', 'Store8')",
+        "sys.CorrelationId = 'email' AND sender = 'joseph' AND (importance IS NULL OR importance = 'high')",
+        "\"http://schemas.microsoft.com/xrm/2011/Claims/EntityLogicalName\" = 'account'",
+        "color='red' AND quantity=10",
+        "user.color='red'",
+    ] {
+        let filter = SqlFilter::parse(expression).unwrap_or_else(|e| panic!("{expression}: {e}"));
+        assert_eq!(filter.evaluate(&m), Ok(true), "{expression}");
+    }
+    assert_eq!(SqlFilter::parse("1=0").unwrap().evaluate(&m), Ok(false));
+}
