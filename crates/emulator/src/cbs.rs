@@ -2,7 +2,7 @@
 //! it against the namespace's policies and remember the grant on the connection.
 //!
 //! Request application-properties: `operation = "put-token"`, `type`
-//! (`servicebus.windows.net:sastoken`; `jwt` is Entra ID, which the emulator does not have),
+//! (`servicebus.windows.net:sastoken`, though pyamqp says `jwt` for SAS tokens too),
 //! `name` (the audience) and `expiration`; the body is the token string. The answer carries
 //! `status-code` / `status-description` (kebab-case: pyamqp's CBS link reads those).
 
@@ -36,16 +36,6 @@ pub fn handle(
             )
         }
     }
-    match request.property_text("type") {
-        Some(SAS_TOKEN_TYPE) => {}
-        Some("jwt") => {
-            return respond(
-                401,
-                "Entra ID (jwt) tokens are not supported by the emulator; use a SAS key".into(),
-            )
-        }
-        other => return respond(400, format!("unsupported token type {other:?}")),
-    }
     let Some(audience) = request.property_text("name") else {
         return respond(400, "put-token lacks the `name` (audience) property".into());
     };
@@ -57,6 +47,14 @@ pub fn handle(
         },
         _ => return respond(400, "put-token body must be the token string".into()),
     };
+    // The `type` is not a reliable signal: pyamqp sends `jwt` for SAS tokens too. The token
+    // itself says what it is; anything but a SAS token would be an Entra ID token.
+    if !token.trim_start().starts_with("SharedAccessSignature ") {
+        return respond(
+            401,
+            "only SharedAccessSignature tokens are supported (the emulator has no Entra ID)".into(),
+        );
+    }
     let verified = match policies.verify(token, now) {
         Ok(verified) => verified,
         Err(error) => {

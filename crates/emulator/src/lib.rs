@@ -7,8 +7,23 @@
 
 pub mod address;
 pub mod auth;
+pub mod bridge;
 pub mod cbs;
 pub mod codec;
+pub mod connection;
+pub mod health;
+pub mod management;
 pub mod message;
+pub mod node;
+pub mod property;
+pub mod receive_link;
 pub mod request;
 pub mod sas;
+pub mod send_link;
+pub mod server;
+pub mod settlement;
+
+pub use busdrain_broker::NamespaceConfig;
+pub use sas::{SasPolicies, SasPolicy};
+pub use server::{Emulator, EmulatorOptions, ServerError};
+pub use tokio_util::sync::CancellationToken;
