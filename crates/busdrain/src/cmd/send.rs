@@ -209,10 +209,16 @@ fn plan(args: &SendArgs) -> anyhow::Result<Plan> {
             .with_context(|| format!("invalid template in --property {name}"))?;
         properties.push((name.trim().to_string(), value));
     }
+    // With a rate, a batch holds at most ~50 ms worth of messages so the pacing stays smooth
+    // (a 100-message batch at 100 msgs/s would be one burst per second).
+    let batch = match args.rate {
+        Some(rate) => args.batch.min(((rate / 20.0) as u64).max(1)),
+        None => args.batch,
+    };
     let plan = Plan {
         entity: args.entity.clone(),
         count: args.count,
-        batch: args.batch,
+        batch,
         rate: args.rate,
         body,
         properties,

@@ -44,6 +44,9 @@ const FATAL: &[&str] = &[
     "TlsConnectorNotFound",
     "ProtocolHeaderMismatch",
     "InvalidCertificate",
+    // The broker did not echo a filter we asked for: a session receiver on a broker (or entity)
+    // without sessions.
+    "DesiredFilterNotSupported",
 ];
 
 /// Identifiers meaning no session could be locked (every session is taken or none has messages).

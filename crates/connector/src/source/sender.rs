@@ -124,16 +124,14 @@ impl MessageSender {
         &mut self,
         batch: azservicebus::ServiceBusMessageBatch,
     ) -> Result<(), SendError> {
-        self.sender
-            .send_message_batch(batch)
+        Box::pin(self.sender.send_message_batch(batch))
             .await
             .map_err(|e| SendError::Broker(classify("sending", &self.entity, &e)))
     }
 
     pub async fn close(self) -> Result<(), SourceError> {
         let entity = self.entity;
-        self.sender
-            .dispose()
+        Box::pin(self.sender.dispose())
             .await
             .map_err(|e| classify("closing the sender", &entity, &e))
     }

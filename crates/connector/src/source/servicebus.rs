@@ -168,11 +168,19 @@ impl ConnectorSettings {
         let options = self.client_options();
         let opening = async {
             if self.use_tls {
-                Client::new_from_credential(address.clone(), credential, options).await
+                Box::pin(Client::new_from_credential(
+                    address.clone(),
+                    credential,
+                    options,
+                ))
+                .await
             } else {
-                Client::unsecured()
-                    .new_from_credential(address.clone(), credential, options)
-                    .await
+                Box::pin(Client::unsecured().new_from_credential(
+                    address.clone(),
+                    credential,
+                    options,
+                ))
+                .await
             }
         };
         let scheme = if self.use_tls { "amqps" } else { "amqp" };
@@ -280,13 +288,14 @@ impl ServiceBusConnector {
             _ => guard.insert(self.settings.open_client().await?),
         };
         let opened = match entity {
-            SourceEntity::Queue(queue) => client.create_receiver_for_queue(queue, options).await,
+            SourceEntity::Queue(queue) => {
+                Box::pin(client.create_receiver_for_queue(queue, options)).await
+            }
             SourceEntity::Subscription {
                 topic,
                 subscription,
             } => {
-                client
-                    .create_receiver_for_subscription(topic, subscription, options)
+                Box::pin(client.create_receiver_for_subscription(topic, subscription, options))
                     .await
             }
         };
@@ -306,7 +315,7 @@ impl ServiceBusConnector {
                 if matches!(classified, SourceError::Transient(_)) {
                     // The connection may be the problem: reconnect on the next open.
                     if let Some(broken) = guard.take() {
-                        let _ = broken.dispose().await;
+                        let _ = Box::pin(broken.dispose()).await;
                     }
                 }
                 Err(classified)
@@ -361,10 +370,10 @@ impl ServiceBusConnector {
         let accepting = async {
             match (entity, session_id) {
                 (SourceEntity::Queue(queue), None) => {
-                    client.accept_next_session_for_queue(queue, options).await
+                    Box::pin(client.accept_next_session_for_queue(queue, options)).await
                 }
                 (SourceEntity::Queue(queue), Some(id)) => {
-                    client.accept_session_for_queue(queue, id, options).await
+                    Box::pin(client.accept_session_for_queue(queue, id, options)).await
                 }
                 (
                     SourceEntity::Subscription {
@@ -373,9 +382,12 @@ impl ServiceBusConnector {
                     },
                     None,
                 ) => {
-                    client
-                        .accept_next_session_for_subscription(topic, subscription, options)
-                        .await
+                    Box::pin(client.accept_next_session_for_subscription(
+                        topic,
+                        subscription,
+                        options,
+                    ))
+                    .await
                 }
                 (
                     SourceEntity::Subscription {
@@ -384,9 +396,13 @@ impl ServiceBusConnector {
                     },
                     Some(id),
                 ) => {
-                    client
-                        .accept_session_for_subscription(topic, subscription, id, options)
-                        .await
+                    Box::pin(client.accept_session_for_subscription(
+                        topic,
+                        subscription,
+                        id,
+                        options,
+                    ))
+                    .await
                 }
             }
         };
@@ -404,13 +420,13 @@ impl ServiceBusConnector {
                 ))
             }
             Ok(Err(error)) => {
-                let _ = client.dispose().await;
+                let _ = Box::pin(client.dispose()).await;
                 Err(classify_accept_session(&path, &error))
             }
             Err(_) => {
                 // Closing the connection withdraws the pending attach, so no session gets
                 // locked to a link nobody reads.
-                let _ = client.dispose().await;
+                let _ = Box::pin(client.dispose()).await;
                 Err(SourceError::NoSessionAvailable)
             }
         }
@@ -424,16 +440,13 @@ impl ServiceBusConnector {
             Some(client) if !client.is_closed() => client,
             _ => guard.insert(self.settings.open_client().await?),
         };
-        match client
-            .create_sender(queue_or_topic, Default::default())
-            .await
-        {
+        match Box::pin(client.create_sender(queue_or_topic, Default::default())).await {
             Ok(sender) => Ok(MessageSender::new(sender, queue_or_topic.to_string())),
             Err(error) => {
                 let classified = classify("opening a sender", queue_or_topic, &error);
                 if matches!(classified, SourceError::Transient(_)) {
                     if let Some(broken) = guard.take() {
-                        let _ = broken.dispose().await;
+                        let _ = Box::pin(broken.dispose()).await;
                     }
                 }
                 Err(classified)
@@ -444,7 +457,7 @@ impl ServiceBusConnector {
     /// Closes the shared namespace connection. Receivers and senders opened from it stop working.
     pub async fn close(&self) {
         if let Some(client) = self.client.lock().await.take() {
-            if let Err(error) = client.dispose().await {
+            if let Err(error) = Box::pin(client.dispose()).await {
                 tracing::debug!(error = %error, "closing the Service Bus connection");
             }
         }
@@ -539,7 +552,7 @@ impl ServiceBusSource {
         max: u32,
         wait: Duration,
     ) -> Result<Vec<ServiceBusReceivedMessage>, SourceError> {
-        on_link!(&mut self.link, r => r.receive_messages_with_max_wait_time(max, wait).await)
+        on_link!(&mut self.link, r => Box::pin(r.receive_messages_with_max_wait_time(max, wait)).await)
             .map_err(|e| classify("receiving", &self.entity, &e))
     }
 
@@ -580,10 +593,10 @@ impl ServiceBusSource {
         let name = action.name();
         let result = match action {
             Settlement::Complete => {
-                on_link!(&mut self.link, r => r.complete_message(&entry.message).await)
+                on_link!(&mut self.link, r => Box::pin(r.complete_message(&entry.message)).await)
             }
             Settlement::Abandon => {
-                on_link!(&mut self.link, r => r.abandon_message(&entry.message, None).await)
+                on_link!(&mut self.link, r => Box::pin(r.abandon_message(&entry.message, None)).await)
             }
             Settlement::DeadLetter(why) => {
                 let options = DeadLetterOptions {
@@ -591,7 +604,7 @@ impl ServiceBusSource {
                     dead_letter_error_description: Some(why.description),
                     properties_to_modify: None,
                 };
-                on_link!(&mut self.link, r => r.dead_letter_message(&entry.message, options).await)
+                on_link!(&mut self.link, r => Box::pin(r.dead_letter_message(&entry.message, options)).await)
             }
         };
         match result {
@@ -685,7 +698,8 @@ impl MessageSource for ServiceBusSource {
                 token.0
             ))
         })?;
-        let renewed = on_link!(&mut self.link, r => r.renew_message_lock(&mut entry.message).await);
+        let renewed =
+            on_link!(&mut self.link, r => Box::pin(r.renew_message_lock(&mut entry.message)).await);
         if let Err(error) = renewed {
             let classified = classify("renew-lock", &entity, &error);
             if matches!(classified, SourceError::LockLost(_)) {
@@ -713,7 +727,7 @@ impl MessageSource for ServiceBusSource {
     async fn renew_session_lock(&mut self) -> Result<Option<OffsetDateTime>, SourceError> {
         match &mut self.link {
             ReceiveLink::Plain(_) => Ok(None),
-            ReceiveLink::Session(receiver) => match receiver.renew_session_lock().await {
+            ReceiveLink::Session(receiver) => match Box::pin(receiver.renew_session_lock()).await {
                 Ok(()) => Ok(Some(receiver.session_locked_until())),
                 Err(error) => Err(classify("renew-session-lock", &self.entity, &error)),
             },
@@ -722,9 +736,9 @@ impl MessageSource for ServiceBusSource {
 
     async fn close(self) -> Result<(), SourceError> {
         let entity = self.entity;
-        let closed = on_link!(self.link, r => r.dispose().await);
+        let closed = on_link!(self.link, r => Box::pin(r.dispose()).await);
         if let Some(client) = self.own_client {
-            if let Err(error) = client.dispose().await {
+            if let Err(error) = Box::pin(client.dispose()).await {
                 tracing::debug!(entity = %entity, error = %error, "closing a session connection");
             }
         }

@@ -1,0 +1,502 @@
+//! The Service Bus source against a real `busdrain emulator` process: send with our sender,
+//! receive with `ServiceBusSource`, and check every settlement the pipeline relies on.
+//!
+//! Needs the binary: `cargo build -p busdrain` (or set `BUSDRAIN_BIN`). Each test starts its
+//! own emulator on free ports with a fresh data directory and kills it when done.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use busdrain_connector::source::{
+    ConnectorSettings, DeadLetter, MessageSource, OutgoingMessage, PropertyValue, ReceivedMessage,
+    ReceiverSettings, ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource,
+    SourceEntity, SourceError,
+};
+use time::OffsetDateTime;
+
+const KEY_NAME: &str = "RootManageSharedAccessKey";
+const KEY: &str = "SAS_KEY_VALUE";
+
+/// Where `cargo build -p busdrain` puts the binary; test binaries of another crate do not get
+/// `CARGO_BIN_EXE_busdrain`.
+fn busdrain_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BUSDRAIN_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let binary = target.join("debug/busdrain");
+    assert!(
+        binary.is_file(),
+        "the emulator binary {} does not exist: run `cargo build -p busdrain` first (or set \
+         BUSDRAIN_BIN)",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the kernel hands out a free port")
+}
+
+fn queue(name: &str, lock_duration: &str, requires_session: bool) -> serde_json::Value {
+    serde_json::json!({
+        "Name": name,
+        "Properties": {
+            "DeadLetteringOnMessageExpiration": false,
+            "DefaultMessageTimeToLive": "PT1H",
+            "DuplicateDetectionHistoryTimeWindow": "PT20S",
+            "ForwardDeadLetteredMessagesTo": "",
+            "ForwardTo": "",
+            "LockDuration": lock_duration,
+            "MaxDeliveryCount": 10,
+            "RequiresDuplicateDetection": false,
+            "RequiresSession": requires_session
+        }
+    })
+}
+
+/// A running emulator; killed (and its log shown, if the test failed) on drop.
+struct Emulator {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    fn start(queues: Vec<serde_json::Value>) -> Self {
+        let binary = busdrain_binary();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = serde_json::json!({
+            "UserConfig": {
+                "Namespaces": [{ "Name": "sbemulatorns", "Queues": queues, "Topics": [] }],
+                "Logging": { "Type": "Console" }
+            }
+        });
+        let config_path = dir.path().join("Config.json");
+        std::fs::write(&config_path, config.to_string()).expect("write Config.json");
+        let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log file");
+        let log_err = log.try_clone().expect("log file handle");
+        let port = free_port();
+        let child = Command::new(&binary)
+            .arg("emulator")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--http")
+            .arg(format!("127.0.0.1:{}", free_port()))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut emulator = Self { child, port, dir };
+        emulator.wait_until_listening();
+        emulator
+    }
+
+    fn wait_until_listening(&mut self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the emulator exited with {status}:\n{}", self.log());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the emulator did not listen on {addr} within 30 s:\n{}",
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(self.dir.path().join("emulator.log")) {
+            let _ = file.read_to_string(&mut text);
+        }
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    fn connection_string(&self, key: &str) -> String {
+        format!(
+            "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName={KEY_NAME};SharedAccessKey={key};UseDevelopmentEmulator=true;",
+            self.port
+        )
+    }
+
+    async fn connect(&self) -> ServiceBusConnector {
+        self.try_connect(KEY)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the emulator: {e}\n{}", self.log()))
+    }
+
+    async fn try_connect(&self, key: &str) -> Result<ServiceBusConnector, SourceError> {
+        let parsed = ServiceBusConnectionString::parse(&self.connection_string(key))
+            .expect("a valid connection string");
+        let mut settings = ConnectorSettings::from_connection_string(&parsed);
+        settings.operation_timeout = Duration::from_secs(10);
+        settings.max_retries = 1;
+        ServiceBusConnector::connect(settings).await
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- emulator log (last lines) ---\n{}", self.log());
+        }
+    }
+}
+
+fn telemetry(seq: u32) -> OutgoingMessage {
+    let mut message = OutgoingMessage::json(format!(
+        r#"{{"device_id":"dev-{seq}","temperature":21.5,"seq":{seq}}}"#
+    ));
+    message.message_id = Some(format!("m-{seq}"));
+    message.subject = Some("telemetry".into());
+    message.correlation_id = Some(format!("corr-{seq}"));
+    message.application_properties = BTreeMap::from([
+        ("tenant".to_string(), PropertyValue::String("acme".into())),
+        ("attempt".to_string(), PropertyValue::Long(i64::from(seq))),
+        ("urgent".to_string(), PropertyValue::Bool(seq.is_multiple_of(2))),
+    ]);
+    message
+}
+
+async fn send(connector: &ServiceBusConnector, queue: &str, messages: Vec<OutgoingMessage>) {
+    let mut sender = connector.open_sender(queue).await.expect("open a sender");
+    sender.send(messages).await.expect("send");
+    sender.close().await.expect("close the sender");
+}
+
+/// Receives until `count` messages arrived or `within` passed.
+async fn receive_n(
+    source: &mut ServiceBusSource,
+    count: usize,
+    within: Duration,
+) -> Vec<ReceivedMessage> {
+    let deadline = Instant::now() + within;
+    let mut all = Vec::new();
+    while all.len() < count && Instant::now() < deadline {
+        let batch = source
+            .receive(count - all.len(), Duration::from_secs(2))
+            .await
+            .expect("receive");
+        all.extend(batch);
+    }
+    all
+}
+
+fn by_id<'m>(messages: &'m [ReceivedMessage], id: &str) -> &'m ReceivedMessage {
+    messages
+        .iter()
+        .find(|m| m.message_id.as_deref() == Some(id))
+        .unwrap_or_else(|| panic!("message {id} not among {} received", messages.len()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_settle_dead_letter_abandon_and_renew() {
+    let emulator = Emulator::start(vec![queue("orders", "PT30S", false)]);
+    let connector = emulator.connect().await;
+    let sent_at = OffsetDateTime::now_utc();
+    send(&connector, "orders", (0..4).map(telemetry).collect()).await;
+
+    let entity = SourceEntity::Queue("orders".into());
+    let mut source = connector
+        .open_receiver(&entity, &ReceiverSettings::default())
+        .await
+        .expect("open a receiver");
+    assert_eq!(source.session_id(), None);
+    let received = receive_n(&mut source, 4, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 4, "all four messages arrive");
+
+    // Every property the mapping may use arrives as sent, plus the broker's annotations.
+    let mut sequence_numbers: Vec<i64> = received.iter().map(|m| m.sequence_number).collect();
+    sequence_numbers.sort_unstable();
+    sequence_numbers.dedup();
+    assert_eq!(sequence_numbers.len(), 4, "distinct sequence numbers");
+    for seq in 0..4u32 {
+        let m = by_id(&received, &format!("m-{seq}"));
+        let body: serde_json::Value = serde_json::from_slice(&m.body).expect("JSON body");
+        assert_eq!(body["seq"], seq);
+        assert_eq!(m.delivery_count, 1);
+        assert_eq!(m.subject.as_deref(), Some("telemetry"));
+        assert_eq!(
+            m.correlation_id.as_deref(),
+            Some(format!("corr-{seq}").as_str())
+        );
+        assert_eq!(m.content_type.as_deref(), Some("application/json"));
+        assert_eq!(m.session_id, None);
+        assert_eq!(
+            m.application_properties.get("tenant"),
+            Some(&PropertyValue::String("acme".into()))
+        );
+        assert_eq!(
+            m.application_properties.get("attempt"),
+            Some(&PropertyValue::Long(i64::from(seq)))
+        );
+        assert_eq!(
+            m.application_properties.get("urgent"),
+            Some(&PropertyValue::Bool(seq.is_multiple_of(2)))
+        );
+        let skew = time::Duration::seconds(5);
+        assert!(
+            m.enqueued_time >= sent_at - skew
+                && m.enqueued_time <= OffsetDateTime::now_utc() + skew,
+            "enqueued time {} near the send at {sent_at}",
+            m.enqueued_time
+        );
+        let locked_until = m
+            .locked_until
+            .expect("x-opt-locked-until is set in peek-lock");
+        assert!(locked_until > OffsetDateTime::now_utc(), "lock still valid");
+    }
+
+    let token = |id: &str| by_id(&received, id).lock_token;
+
+    // Complete, then a second settlement of the same token is refused locally.
+    source.complete(token("m-0")).await.expect("complete");
+    assert!(matches!(
+        source.complete(token("m-0")).await,
+        Err(SourceError::LockLost(_))
+    ));
+
+    // Dead-letter with a reason and a description.
+    source
+        .dead_letter(
+            token("m-1"),
+            DeadLetter {
+                reason: "InvalidJson".into(),
+                description: "route telemetry: body is not JSON (`{\"device_id\":`)".into(),
+            },
+        )
+        .await
+        .expect("dead-letter");
+
+    // Renew extends the lock.
+    let before = by_id(&received, "m-3").locked_until.expect("locked until");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let renewed = source.renew_lock(token("m-3")).await.expect("renew-lock");
+    assert!(renewed > before, "renewed lock {renewed} extends {before}");
+
+    // Abandon: redelivered with delivery count 2.
+    source.abandon(token("m-2")).await.expect("abandon");
+    let again = receive_n(&mut source, 1, Duration::from_secs(20)).await;
+    assert_eq!(again.len(), 1, "the abandoned message comes back");
+    assert_eq!(again[0].message_id.as_deref(), Some("m-2"));
+    assert_eq!(again[0].delivery_count, 2);
+    source
+        .complete(again[0].lock_token)
+        .await
+        .expect("complete m-2");
+    source.complete(token("m-3")).await.expect("complete m-3");
+
+    // Nothing left on the queue.
+    let rest = source
+        .receive(10, Duration::from_secs(2))
+        .await
+        .expect("receive");
+    assert!(rest.is_empty(), "queue drained, got {}", rest.len());
+    source.close().await.expect("close");
+
+    // The dead-letter queue holds m-1 with its reason and description.
+    let dlq_settings = ReceiverSettings {
+        dead_letter_queue: true,
+        ..Default::default()
+    };
+    let mut dlq = connector
+        .open_receiver(&entity, &dlq_settings)
+        .await
+        .expect("open the DLQ receiver");
+    let dead = receive_n(&mut dlq, 1, Duration::from_secs(20)).await;
+    assert_eq!(dead.len(), 1, "one dead-lettered message");
+    assert_eq!(dead[0].message_id.as_deref(), Some("m-1"));
+    assert_eq!(
+        dead[0].application_properties.get("DeadLetterReason"),
+        Some(&PropertyValue::String("InvalidJson".into()))
+    );
+    assert_eq!(
+        dead[0]
+            .application_properties
+            .get("DeadLetterErrorDescription"),
+        Some(&PropertyValue::String(
+            "route telemetry: body is not JSON (`{\"device_id\":`)".into()
+        ))
+    );
+    assert_eq!(
+        dead[0].application_properties.get("tenant"),
+        Some(&PropertyValue::String("acme".into())),
+        "the original properties survive dead-lettering"
+    );
+    dlq.complete(dead[0].lock_token)
+        .await
+        .expect("complete in the DLQ");
+    dlq.close().await.expect("close the DLQ receiver");
+    connector.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lock_is_reported_and_the_message_redelivered() {
+    let emulator = Emulator::start(vec![queue("short", "PT5S", false)]);
+    let connector = emulator.connect().await;
+    send(&connector, "short", vec![telemetry(7)]).await;
+    let entity = SourceEntity::Queue("short".into());
+    let mut source = connector
+        .open_receiver(&entity, &ReceiverSettings::default())
+        .await
+        .expect("open a receiver");
+    let first = receive_n(&mut source, 1, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 1);
+    let locked_until = first[0].locked_until.expect("locked until");
+    let wait = (locked_until - OffsetDateTime::now_utc()) + time::Duration::milliseconds(1500);
+    tokio::time::sleep(wait.try_into().unwrap_or(Duration::from_secs(7))).await;
+
+    let completed = source.complete(first[0].lock_token).await;
+    assert!(
+        matches!(completed, Err(SourceError::LockLost(_))),
+        "completing after the lock expired: {completed:?}"
+    );
+    let again = receive_n(&mut source, 1, Duration::from_secs(20)).await;
+    assert_eq!(again.len(), 1, "redelivered after the lock expired");
+    assert_eq!(again[0].message_id.as_deref(), Some("m-7"));
+    assert_eq!(again[0].delivery_count, 2);
+    source
+        .complete(again[0].lock_token)
+        .await
+        .expect("complete");
+    source.close().await.expect("close");
+    connector.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_keys_and_missing_entities_are_fatal() {
+    let emulator = Emulator::start(vec![queue("present", "PT30S", false)]);
+
+    let connector = emulator.connect().await;
+    let missing = connector
+        .open_receiver(
+            &SourceEntity::Queue("no-such-queue".into()),
+            &ReceiverSettings::default(),
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(SourceError::Fatal(_))),
+        "a missing queue is fatal: {missing:?}"
+    );
+    connector.close().await;
+
+    // The token is checked when the connection authenticates its first link (`$cbs`), so the
+    // refusal may come from connecting or from opening the receiver.
+    let refused = match emulator.try_connect("d3Jvbmcta2V5").await {
+        Err(error) => Err(error),
+        Ok(wrong) => {
+            let opened = wrong
+                .open_receiver(
+                    &SourceEntity::Queue("present".into()),
+                    &ReceiverSettings::default(),
+                )
+                .await;
+            wrong.close().await;
+            opened
+        }
+    };
+    match refused {
+        Err(SourceError::Fatal(text)) => {
+            assert!(
+                !text.contains("d3Jvbmcta2V5"),
+                "the key never shows: {text}"
+            )
+        }
+        other => panic!("a wrong key is fatal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the emulator does not serve sessions yet (issue 4): it does not echo com.microsoft:session-filter"]
+async fn sessions_are_locked_one_at_a_time_and_keep_their_order() {
+    let emulator = Emulator::start(vec![queue("by-device", "PT30S", true)]);
+    let connector = emulator.connect().await;
+    let messages = (0..6u32)
+        .map(|seq| {
+            let mut message = telemetry(seq);
+            message.session_id = Some(format!("device-{}", seq % 2));
+            message
+        })
+        .collect();
+    send(&connector, "by-device", messages).await;
+
+    let entity = SourceEntity::Queue("by-device".into());
+    let settings = ReceiverSettings::default();
+    let wait = Duration::from_secs(10);
+    let mut first = connector
+        .accept_next_session(&entity, &settings, wait)
+        .await
+        .expect("a session with messages is available");
+    let mut second = connector
+        .accept_next_session(&entity, &settings, wait)
+        .await
+        .expect("the other session is available");
+    let mut seen_sessions = Vec::new();
+    for source in [&mut first, &mut second] {
+        let session = source.session_id().expect("bound to a session").to_string();
+        let received = receive_n(source, 3, Duration::from_secs(20)).await;
+        assert_eq!(received.len(), 3, "three messages in {session}");
+        let ids: Vec<&str> = received
+            .iter()
+            .map(|m| m.message_id.as_deref().unwrap_or_default())
+            .collect();
+        let expected: Vec<String> = if session == "device-0" {
+            vec!["m-0".into(), "m-2".into(), "m-4".into()]
+        } else {
+            vec!["m-1".into(), "m-3".into(), "m-5".into()]
+        };
+        assert_eq!(ids, expected, "session {session} delivers in send order");
+        for message in &received {
+            assert_eq!(message.session_id.as_deref(), Some(session.as_str()));
+        }
+        let renewed = source
+            .renew_session_lock()
+            .await
+            .expect("renew the session lock")
+            .expect("a session source reports its lock expiry");
+        assert!(
+            renewed > OffsetDateTime::now_utc(),
+            "session lock {renewed} in the future"
+        );
+        for message in received {
+            source.complete(message.lock_token).await.expect("complete");
+        }
+        seen_sessions.push(session);
+    }
+    seen_sessions.sort();
+    assert_eq!(seen_sessions, vec!["device-0", "device-1"]);
+    first.close().await.expect("close");
+    second.close().await.expect("close");
+
+    let none = connector
+        .accept_next_session(&entity, &settings, Duration::from_secs(3))
+        .await;
+    assert!(
+        matches!(none, Err(SourceError::NoSessionAvailable)),
+        "no session has messages left: {none:?}"
+    );
+    connector.close().await;
+}
