@@ -210,6 +210,23 @@ fn identifiers_scopes_delimited_and_quoted() {
         "p('user.quantity') = 10",
         "p('col' + 'or') = 'red'",
     ]);
+    // Function and scope names are only special where the grammar needs them.
+    let mut m = message();
+    for name in ["p", "property", "newid", "sys", "user", "größe"] {
+        m.user.insert(name.into(), Value::Long(1));
+    }
+    for expression in [
+        "p = 1",
+        "property = 1",
+        "newid = 1",
+        "sys = 1",
+        "user = 1",
+        "größe = 1",
+        "user.sys = 1",
+    ] {
+        let filter = SqlFilter::parse(expression).unwrap_or_else(|e| panic!("{expression}: {e}"));
+        assert_eq!(filter.evaluate(&m), Ok(true), "{expression}");
+    }
 }
 
 #[test]
