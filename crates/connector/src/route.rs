@@ -1,0 +1,275 @@
+//! One route at run time, and the life of one received batch of messages:
+//! map → dead-letter the poison at once → group by partition → write → settle.
+//!
+//! Invariant: a message is completed only after Cassandra acknowledged its row. Until then its
+//! lock is renewed at about half its remaining duration, so a write that is retried for a long
+//! time (Cassandra down) does not let the broker redeliver it and burn delivery counts.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::mapping::{DeadLetterReason, MappedRow};
+use crate::metrics::RouteMetrics;
+use crate::schema::RoutePlan;
+use crate::sink::batcher::plan_batches;
+use crate::sink::{RouteWriter, RowOutcome};
+use crate::source::{DeadLetter, LockToken, MessageSource, ReceivedMessage, SourceError};
+
+/// Lock duration assumed when the source does not report `locked_until` (Service Bus's
+/// default is 60 s; renewing at 15 s is safe for any lock of 30 s or more).
+const ASSUMED_LOCK: Duration = Duration::from_secs(30);
+
+/// A route's plan, writer and counters, shared by its receiver tasks.
+#[derive(Debug)]
+pub struct RouteRuntime {
+    pub plan: RoutePlan,
+    pub writer: RouteWriter,
+    pub metrics: RouteMetrics,
+    /// Receiver tasks currently holding an open source.
+    pub(crate) receivers_up: AtomicUsize,
+}
+
+impl RouteRuntime {
+    pub fn new(plan: RoutePlan, writer: RouteWriter, metrics: RouteMetrics) -> Self {
+        Self {
+            plan,
+            writer,
+            metrics,
+            receivers_up: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn receivers_up(&self) -> usize {
+        self.receivers_up.load(Ordering::Relaxed)
+    }
+}
+
+/// The lock of a mapped message waiting for its write.
+struct Pending {
+    token: LockToken,
+    renew_at: Instant,
+    /// The lock was lost while waiting: do not settle (the broker redelivers it; the write is
+    /// idempotent, so the redelivery rewrites identical cells).
+    lock_lost: bool,
+}
+
+fn renew_at(now: Instant, locked_until: Option<OffsetDateTime>) -> Instant {
+    let remaining = match locked_until {
+        // Already expired (clock skew, slow batch): renew right away.
+        Some(until) => {
+            Duration::try_from(until - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+        }
+        None => ASSUMED_LOCK,
+    };
+    now + remaining / 2
+}
+
+/// Counts of what happened to one batch (for tests and logs).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchReport {
+    pub completed: usize,
+    pub dead_lettered: usize,
+    pub abandoned: usize,
+    pub settle_failures: usize,
+}
+
+/// Processes one received batch to the end: every message is settled (or, if its lock was
+/// lost, left to the broker) before this returns. `deadline` ends write retries (shutdown
+/// grace expired): the unwritten messages are abandoned.
+pub async fn process_batch<S: MessageSource>(
+    route: &RouteRuntime,
+    source: &mut S,
+    messages: Vec<ReceivedMessage>,
+    deadline: &CancellationToken,
+) -> BatchReport {
+    let metrics = &route.metrics;
+    let count = messages.len();
+    metrics.received.increment(count as u64);
+    metrics.in_flight.increment(count as f64);
+    let mut report = BatchReport::default();
+    let now_wall = OffsetDateTime::now_utc();
+    let now = Instant::now();
+
+    let mut pending = Vec::with_capacity(count);
+    let mut rows = Vec::with_capacity(count);
+    for message in messages {
+        match route.plan.mapper.map(&message, now_wall) {
+            Ok(row) => {
+                rows.push(row);
+                pending.push(Pending {
+                    token: message.lock_token,
+                    renew_at: renew_at(now, message.locked_until),
+                    lock_lost: false,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(route = %route.plan.name, sequence_number = message.sequence_number, %error, "dead-lettering poison message");
+                settle_dead_letter(
+                    route,
+                    source,
+                    message.lock_token,
+                    error.reason,
+                    error.dead_letter(),
+                    &mut report,
+                )
+                .await;
+            }
+        }
+    }
+
+    let outcomes = write_all(route, source, &rows, &mut pending, deadline).await;
+
+    for (p, outcome) in pending.iter().zip(outcomes) {
+        if p.lock_lost {
+            report.settle_failures += 1;
+            continue;
+        }
+        match outcome {
+            RowOutcome::Written => {
+                metrics.written.increment(1);
+                match source.complete(p.token).await {
+                    Ok(()) => {
+                        metrics.completed.increment(1);
+                        report.completed += 1;
+                    }
+                    Err(error) => {
+                        metrics.settle_failures.increment(1);
+                        report.settle_failures += 1;
+                        tracing::warn!(route = %route.plan.name, %error, "complete failed; the message will be redelivered and rewritten idempotently");
+                    }
+                }
+            }
+            RowOutcome::Rejected(why) => {
+                let description = crate::mapping::coerce::truncate_chars(
+                    &format!(
+                        "route {}: Cassandra rejected the row: {why}",
+                        route.plan.name
+                    ),
+                    1024,
+                );
+                let dead_letter = DeadLetter {
+                    reason: DeadLetterReason::WriteRejected.as_str().to_owned(),
+                    description,
+                };
+                settle_dead_letter(
+                    route,
+                    source,
+                    p.token,
+                    DeadLetterReason::WriteRejected,
+                    dead_letter,
+                    &mut report,
+                )
+                .await;
+            }
+            RowOutcome::Abandoned => match source.abandon(p.token).await {
+                Ok(()) => {
+                    metrics.abandoned.increment(1);
+                    report.abandoned += 1;
+                }
+                Err(error) => {
+                    metrics.settle_failures.increment(1);
+                    report.settle_failures += 1;
+                    tracing::warn!(route = %route.plan.name, %error, "abandon failed; the lock will lapse");
+                }
+            },
+        }
+    }
+    metrics.in_flight.decrement(count as f64);
+    report
+}
+
+async fn settle_dead_letter<S: MessageSource>(
+    route: &RouteRuntime,
+    source: &mut S,
+    token: LockToken,
+    reason: DeadLetterReason,
+    why: DeadLetter,
+    report: &mut BatchReport,
+) {
+    match source.dead_letter(token, why).await {
+        Ok(()) => {
+            route.metrics.dead_lettered(reason).increment(1);
+            report.dead_lettered += 1;
+        }
+        Err(error) => {
+            route.metrics.settle_failures.increment(1);
+            report.settle_failures += 1;
+            tracing::warn!(route = %route.plan.name, %error, "dead-letter failed; the message will be redelivered");
+        }
+    }
+}
+
+/// Writes every pending row (partition batches concurrently) while renewing the locks of the
+/// messages that wait. Returns one outcome per pending message, in order.
+async fn write_all<S: MessageSource>(
+    route: &RouteRuntime,
+    source: &mut S,
+    mapped: &[MappedRow],
+    pending: &mut [Pending],
+    deadline: &CancellationToken,
+) -> Vec<RowOutcome> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let rows: Vec<&MappedRow> = mapped.iter().collect();
+    let groups = plan_batches(&rows, &route.plan.batch);
+    let writes = futures::future::join_all(groups.iter().map(|group| {
+        let group_rows: Vec<&MappedRow> = group.iter().map(|&i| rows[i]).collect();
+        async move { route.writer.write(&group_rows, deadline).await }
+    }));
+    tokio::pin!(writes);
+    let results = loop {
+        let next_renewal = pending
+            .iter()
+            .filter(|p| !p.lock_lost)
+            .map(|p| p.renew_at)
+            .min()
+            .unwrap_or_else(|| Instant::now() + ASSUMED_LOCK);
+        tokio::select! {
+            results = &mut writes => break results,
+            () = tokio::time::sleep_until(next_renewal) => {
+                renew_due_locks(route, source, pending).await;
+            }
+        }
+    };
+    let mut outcomes = vec![RowOutcome::Abandoned; pending.len()];
+    for (group, result) in groups.iter().zip(results) {
+        for (&i, outcome) in group.iter().zip(result) {
+            outcomes[i] = outcome;
+        }
+    }
+    outcomes
+}
+
+async fn renew_due_locks<S: MessageSource>(
+    route: &RouteRuntime,
+    source: &mut S,
+    pending: &mut [Pending],
+) {
+    let now = Instant::now();
+    for p in pending
+        .iter_mut()
+        .filter(|p| !p.lock_lost && p.renew_at <= now)
+    {
+        match source.renew_lock(p.token).await {
+            Ok(until) => {
+                route.metrics.lock_renewals.increment(1);
+                p.renew_at = renew_at(Instant::now(), Some(until));
+            }
+            Err(SourceError::Transient(error)) => {
+                route.metrics.lock_renewal_failures.increment(1);
+                tracing::debug!(route = %route.plan.name, %error, "lock renewal failed; retrying soon");
+                p.renew_at = Instant::now() + Duration::from_secs(1);
+            }
+            Err(error) => {
+                route.metrics.lock_renewal_failures.increment(1);
+                tracing::warn!(route = %route.plan.name, %error, "message lock lost while its write was pending");
+                p.lock_lost = true;
+            }
+        }
+    }
+}
