@@ -165,7 +165,9 @@ impl ServiceBusConnectionString {
 
 /// Accepts `sb://host[:port][/]`; also `amqp://`, `amqps://` and a bare `host[:port]`, since
 /// people paste those. Any path other than `/` is refused: an entity belongs in `EntityPath`.
-fn parse_endpoint(endpoint: &str) -> Result<(String, Option<u16>), ConnectionStringError> {
+pub(crate) fn parse_endpoint(
+    endpoint: &str,
+) -> Result<(String, Option<u16>), ConnectionStringError> {
     let invalid = |reason: &str| ConnectionStringError::InvalidEndpoint {
         reason: reason.to_string(),
     };

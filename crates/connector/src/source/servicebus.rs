@@ -36,7 +36,9 @@ use azservicebus::{
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use super::connection_string::{ServiceBusConnectionString, AMQPS_PORT, AMQP_PORT};
+use super::connection_string::{
+    parse_endpoint, ConnectionStringError, ServiceBusConnectionString, AMQPS_PORT, AMQP_PORT,
+};
 use super::credential::Credential;
 use super::error_classification::{classify, classify_accept_session};
 use super::message_mapping::map_received_message;
@@ -110,6 +112,25 @@ impl ConnectorSettings {
         }
     }
 
+    /// Settings for a namespace reached with Microsoft Entra ID (or any credential), over TLS.
+    /// `namespace` is `name.servicebus.windows.net`, optionally as `sb://…` and with a port.
+    pub fn for_namespace(
+        namespace: &str,
+        credential: Credential,
+    ) -> Result<Self, ConnectionStringError> {
+        let (host, port) = parse_endpoint(namespace)?;
+        Ok(Self {
+            host,
+            port,
+            use_tls: true,
+            credential,
+            entity_scope: None,
+            connect_timeout: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(60),
+            max_retries: 3,
+        })
+    }
+
     /// `host` or `host:port`. The port is written only when it is not the transport default:
     /// azservicebus builds token audiences from this string, and Azure expects them port-less.
     fn namespace_address(&self) -> String {
@@ -132,6 +153,12 @@ impl ConnectorSettings {
     }
 
     fn token_credential(&self) -> Result<ServiceBusTokenCredential, SourceError> {
+        let entra = self.credential.entra_token_source().map_err(|e| {
+            SourceError::Fatal(format!("invalid Microsoft Entra ID credential: {e}"))
+        })?;
+        if let Some(source) = entra {
+            return Ok(ServiceBusTokenCredential::new(source));
+        }
         let credential = match &self.credential {
             Credential::SharedAccessKey { name, key } => {
                 SharedAccessCredential::try_from_named_key_credential(
@@ -142,6 +169,13 @@ impl ConnectorSettings {
             Credential::SharedAccessSignature(token) => {
                 SharedAccessCredential::try_from_sas_credential(AzureSasCredential::new(
                     token.expose(),
+                ))
+            }
+            Credential::ClientSecret { .. }
+            | Credential::ManagedIdentity { .. }
+            | Credential::WorkloadIdentity { .. } => {
+                return Err(SourceError::Fatal(
+                    "Microsoft Entra ID credential produced no token source".to_string(),
                 ))
             }
         }
