@@ -1,0 +1,279 @@
+//! Shared helpers of the connector's integration tests: config text, messages, an in-process
+//! message *source* (Cassandra is always the real node), and a TCP proxy that can cut the
+//! connector off from Cassandra to simulate an outage.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use busdrain_connector::config::EntityPath;
+use busdrain_connector::pipeline::SourceOpener;
+use busdrain_connector::source::{
+    DeadLetter, LockToken, MessageSource, ReceivedMessage, SourceError,
+};
+use bytes::Bytes;
+use scylla::client::session::Session;
+use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub async fn run_cql(session: &Session, cql: &str) {
+    if let Err(e) = session.query_unpaged(cql, &[]).await {
+        panic!("{cql}: {e}");
+    }
+}
+
+/// A config with one route `r1` on queue `q` into `ks.table`.
+pub fn config_text(ks: &str, table: &str, columns: &str, extra: &str) -> String {
+    format!(
+        r#"
+[service_bus]
+connection_string = "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=x;UseDevelopmentEmulator=true;"
+
+[cassandra]
+contact_points = ["{}"]
+consistency = "ONE"
+request_timeout = "2s"
+
+[[routes]]
+name = "r1"
+table = "{ks}.{table}"
+source = {{ queue = "q" }}
+receivers = 2
+receive_batch = 64
+receive_wait = "100ms"
+{extra}
+
+[routes.columns]
+{columns}
+"#,
+        busdrain_testsupport::cassandra_address()
+    )
+}
+
+pub fn message_at(body: &str, enqueued: OffsetDateTime, sequence_number: i64) -> ReceivedMessage {
+    ReceivedMessage {
+        lock_token: LockToken(uuid::Uuid::new_v4()),
+        body: Bytes::copy_from_slice(body.as_bytes()),
+        message_id: Some(format!("m-{sequence_number}")),
+        sequence_number,
+        enqueued_time: enqueued,
+        locked_until: None,
+        session_id: None,
+        correlation_id: None,
+        subject: None,
+        content_type: Some("application/json".into()),
+        partition_key: None,
+        delivery_count: 1,
+        application_properties: BTreeMap::new(),
+    }
+}
+
+/// What the fake broker saw.
+#[derive(Debug, Default)]
+pub struct BrokerState {
+    pub queue: VecDeque<ReceivedMessage>,
+    pub completed: Vec<ReceivedMessage>,
+    pub dead_lettered: Vec<(ReceivedMessage, DeadLetter)>,
+    pub abandoned: Vec<ReceivedMessage>,
+    pub renewals: usize,
+    /// Received and not settled yet, by lock token.
+    pub locked: BTreeMap<uuid::Uuid, ReceivedMessage>,
+}
+
+/// An in-process queue with peek-lock semantics, standing in for Service Bus.
+#[derive(Debug, Clone)]
+pub struct FakeBroker {
+    pub state: Arc<Mutex<BrokerState>>,
+    pub lock_duration: Duration,
+}
+
+impl FakeBroker {
+    pub fn new(lock_duration: Duration) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(BrokerState::default())),
+            lock_duration,
+        }
+    }
+
+    pub fn send(&self, message: ReceivedMessage) {
+        self.lock().queue.push_back(message);
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, BrokerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until `done` holds, up to `timeout`.
+    pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&BrokerState) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if done(&self.lock()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        done(&self.lock())
+    }
+}
+
+pub struct FakeSource {
+    broker: FakeBroker,
+}
+
+impl FakeSource {
+    fn settle(&mut self, token: LockToken) -> Result<ReceivedMessage, SourceError> {
+        self.broker
+            .lock()
+            .locked
+            .remove(&token.0)
+            .ok_or_else(|| SourceError::LockLost(format!("unknown lock token {}", token.0)))
+    }
+}
+
+impl MessageSource for FakeSource {
+    async fn receive(
+        &mut self,
+        max_messages: usize,
+        max_wait: Duration,
+    ) -> Result<Vec<ReceivedMessage>, SourceError> {
+        let taken: Vec<ReceivedMessage> = {
+            let mut state = self.broker.lock();
+            let n = max_messages.min(state.queue.len());
+            let until = OffsetDateTime::now_utc() + self.broker.lock_duration;
+            let batch: Vec<ReceivedMessage> = state
+                .queue
+                .drain(..n)
+                .map(|mut m| {
+                    m.locked_until = Some(until);
+                    m
+                })
+                .collect();
+            for m in &batch {
+                state.locked.insert(m.lock_token.0, m.clone());
+            }
+            batch
+        };
+        if taken.is_empty() {
+            tokio::time::sleep(max_wait).await;
+        }
+        Ok(taken)
+    }
+
+    async fn complete(&mut self, token: LockToken) -> Result<(), SourceError> {
+        let m = self.settle(token)?;
+        self.broker.lock().completed.push(m);
+        Ok(())
+    }
+
+    async fn abandon(&mut self, token: LockToken) -> Result<(), SourceError> {
+        let m = self.settle(token)?;
+        let mut state = self.broker.lock();
+        state.abandoned.push(m.clone());
+        state.queue.push_back(m);
+        Ok(())
+    }
+
+    async fn dead_letter(&mut self, token: LockToken, why: DeadLetter) -> Result<(), SourceError> {
+        let m = self.settle(token)?;
+        self.broker.lock().dead_lettered.push((m, why));
+        Ok(())
+    }
+
+    async fn renew_lock(&mut self, token: LockToken) -> Result<OffsetDateTime, SourceError> {
+        let mut state = self.broker.lock();
+        if !state.locked.contains_key(&token.0) {
+            return Err(SourceError::LockLost("not locked".into()));
+        }
+        state.renewals += 1;
+        Ok(OffsetDateTime::now_utc() + self.broker.lock_duration)
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        None
+    }
+
+    async fn close(self) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+impl SourceOpener for FakeBroker {
+    type Source = FakeSource;
+
+    async fn open(&self, _entity: &EntityPath) -> Result<FakeSource, SourceError> {
+        Ok(FakeSource {
+            broker: self.clone(),
+        })
+    }
+
+    async fn accept_next_session(
+        &self,
+        _entity: &EntityPath,
+        wait: Duration,
+    ) -> Result<FakeSource, SourceError> {
+        tokio::time::sleep(wait).await;
+        Err(SourceError::NoSessionAvailable)
+    }
+}
+
+/// A TCP proxy in front of Cassandra that can be switched off (every connection cut, new ones
+/// refused) and on again, to take Cassandra away from the connector without stopping the
+/// shared node.
+pub struct CassandraProxy {
+    pub addr: SocketAddr,
+    up: Arc<tokio::sync::watch::Sender<bool>>,
+    accept: JoinHandle<()>,
+}
+
+impl CassandraProxy {
+    pub async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (tx, _) = tokio::sync::watch::channel(true);
+        let up = Arc::new(tx);
+        let accept = {
+            let up = up.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((client, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if !*up.borrow() {
+                        drop(client);
+                        continue;
+                    }
+                    let mut down = up.subscribe();
+                    let upstream = upstream.clone();
+                    tokio::spawn(async move {
+                        let Ok(server) = TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        let (mut cr, mut cw) = client.into_split();
+                        let (mut sr, mut sw) = server.into_split();
+                        tokio::select! {
+                            _ = tokio::io::copy(&mut cr, &mut sw) => {}
+                            _ = tokio::io::copy(&mut sr, &mut cw) => {}
+                            _ = down.wait_for(|up| !*up) => {}
+                        }
+                    });
+                }
+            })
+        };
+        Self { addr, up, accept }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+impl Drop for CassandraProxy {
+    fn drop(&mut self) {
+        self.set_up(false);
+        self.accept.abort();
+    }
+}
