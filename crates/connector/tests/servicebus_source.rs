@@ -176,7 +176,10 @@ fn telemetry(seq: u32) -> OutgoingMessage {
     message.application_properties = BTreeMap::from([
         ("tenant".to_string(), PropertyValue::String("acme".into())),
         ("attempt".to_string(), PropertyValue::Long(i64::from(seq))),
-        ("urgent".to_string(), PropertyValue::Bool(seq.is_multiple_of(2))),
+        (
+            "urgent".to_string(),
+            PropertyValue::Bool(seq.is_multiple_of(2)),
+        ),
     ]);
     message
 }
@@ -498,5 +501,62 @@ async fn sessions_are_locked_one_at_a_time_and_keep_their_order() {
         matches!(none, Err(SourceError::NoSessionAvailable)),
         "no session has messages left: {none:?}"
     );
+    connector.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_in_batches_with_and_without_prefetch() {
+    let emulator = Emulator::start(vec![
+        queue("backlog-credit", "PT30S", false),
+        queue("backlog-prefetch", "PT30S", false),
+    ]);
+    let connector = emulator.connect().await;
+    for (name, prefetch_count) in [("backlog-credit", 0), ("backlog-prefetch", 100)] {
+        let total = 1_000u32;
+        send(&connector, name, (0..total).map(telemetry).collect()).await;
+        let settings = ReceiverSettings {
+            prefetch_count,
+            ..Default::default()
+        };
+        let mut source = connector
+            .open_receiver(&SourceEntity::Queue(name.into()), &settings)
+            .await
+            .expect("open a receiver");
+        let started = Instant::now();
+        let mut sequence_numbers = std::collections::BTreeSet::new();
+        let mut largest_batch = 0;
+        while sequence_numbers.len() < total as usize && started.elapsed() < Duration::from_secs(60)
+        {
+            let batch = source
+                .receive(100, Duration::from_secs(2))
+                .await
+                .expect("receive");
+            largest_batch = largest_batch.max(batch.len());
+            for message in batch {
+                assert!(
+                    sequence_numbers.insert(message.sequence_number),
+                    "{name}: sequence number {} delivered twice",
+                    message.sequence_number
+                );
+                source.complete(message.lock_token).await.expect("complete");
+            }
+        }
+        assert_eq!(
+            sequence_numbers.len(),
+            total as usize,
+            "{name}: every message received once"
+        );
+        assert!(
+            largest_batch > 1,
+            "{name}: a backlog comes back in batches, not one by one"
+        );
+        assert_eq!(source.unsettled_count(), 0);
+        let rest = source
+            .receive(10, Duration::from_millis(500))
+            .await
+            .expect("receive");
+        assert!(rest.is_empty(), "{name}: drained");
+        source.close().await.expect("close");
+    }
     connector.close().await;
 }
