@@ -120,37 +120,38 @@ async fn completes_after_write_and_dead_letters_poison_at_once() {
         broker.lock().completed.len()
     );
 
-    let state = broker.lock();
-    assert_eq!(state.completed.len(), 500);
-    assert!(state.abandoned.is_empty());
-    assert!(state.locked.is_empty(), "every received message is settled");
-    let mut reasons: Vec<(i64, String)> = state
-        .dead_lettered
-        .iter()
-        .map(|(m, why)| (m.sequence_number, why.reason.clone()))
-        .collect();
-    reasons.sort();
-    assert_eq!(
-        reasons,
-        vec![
-            (1001, "InvalidJson".to_owned()),
-            (1002, "MissingField".to_owned()),
-            (1003, "TypeMismatch".to_owned()),
-            (1004, "ValueOutOfRange".to_owned()),
-        ]
-    );
-    let (_, why) = state
-        .dead_lettered
-        .iter()
-        .find(|(m, _)| m.sequence_number == 1003)
-        .expect("1003 dead-lettered");
-    assert!(
-        why.description.contains("route r1, column temp"),
-        "{}",
-        why.description
-    );
-    assert!(why.description.contains("\"warm\""), "{}", why.description);
-    drop(state);
+    {
+        let state = broker.lock();
+        assert_eq!(state.completed.len(), 500);
+        assert!(state.abandoned.is_empty());
+        assert!(state.locked.is_empty(), "every received message is settled");
+        let mut reasons: Vec<(i64, String)> = state
+            .dead_lettered
+            .iter()
+            .map(|(m, why)| (m.sequence_number, why.reason.clone()))
+            .collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            vec![
+                (1001, "InvalidJson".to_owned()),
+                (1002, "MissingField".to_owned()),
+                (1003, "TypeMismatch".to_owned()),
+                (1004, "ValueOutOfRange".to_owned()),
+            ]
+        );
+        let (_, why) = state
+            .dead_lettered
+            .iter()
+            .find(|(m, _)| m.sequence_number == 1003)
+            .expect("1003 dead-lettered");
+        assert!(
+            why.description.contains("route r1, column temp"),
+            "{}",
+            why.description
+        );
+        assert!(why.description.contains("\"warm\""), "{}", why.description);
+    }
     assert_eq!(count_rows(&session, &ks).await, 500);
     busdrain_testsupport::drop_keyspace(&session, &ks).await;
 }
@@ -215,14 +216,15 @@ async fn cassandra_outage_pauses_receiving_without_dead_letters_and_recovers() {
         .await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
-    let state = broker.lock();
-    assert!(
-        recovered,
-        "did not recover: {} completed",
-        state.completed.len()
-    );
-    assert!(state.dead_lettered.is_empty());
-    drop(state);
+    {
+        let state = broker.lock();
+        assert!(
+            recovered,
+            "did not recover: {} completed",
+            state.completed.len()
+        );
+        assert!(state.dead_lettered.is_empty());
+    }
     assert!(sink.health.is_healthy());
     assert_eq!(count_rows(&session, &ks).await, 400);
     busdrain_testsupport::drop_keyspace(&session, &ks).await;
@@ -254,13 +256,14 @@ async fn shutdown_abandons_what_cannot_be_written_within_the_grace_period() {
         .await
         .expect("stops after the grace period")
         .expect("pipeline task");
-    let state = broker.lock();
-    assert_eq!(
-        state.abandoned.len(),
-        10,
-        "unwritten messages go back to the entity"
-    );
-    assert!(state.completed.is_empty() && state.dead_lettered.is_empty());
-    drop(state);
+    {
+        let state = broker.lock();
+        assert_eq!(
+            state.abandoned.len(),
+            10,
+            "unwritten messages go back to the entity"
+        );
+        assert!(state.completed.is_empty() && state.dead_lettered.is_empty());
+    }
     busdrain_testsupport::drop_keyspace(&session, &ks).await;
 }
