@@ -560,3 +560,107 @@ async fn a_backlog_drains_in_batches_with_and_without_prefetch() {
     }
     connector.close().await;
 }
+
+/// `busdrain send` end to end: the command's messages arrive as the template and flags say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busdrain_send_delivers_templated_messages_and_poison() {
+    let emulator = Emulator::start(vec![queue("from-cli", "PT30S", false)]);
+    let output = Command::new(busdrain_binary())
+        .args([
+            "send",
+            "--entity",
+            "from-cli",
+            "--count",
+            "300",
+            "--batch",
+            "40",
+            "--senders",
+            "2",
+            "--poison-every",
+            "30",
+            "--property",
+            "tenant=acme-{{device 2}}",
+            "--template",
+            r#"{"n":{{seq}},"d":"{{device 3}}","id":"{{uuid}}"}"#,
+        ])
+        .env(
+            "BUSDRAIN_SERVICE_BUS_CONNECTION_STRING",
+            emulator.connection_string(KEY),
+        )
+        .output()
+        .expect("run busdrain send");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "busdrain send failed: {stderr}");
+    assert!(
+        stdout.contains("sent 300 messages to from-cli") && stdout.contains("poison: 10"),
+        "summary: {stdout}"
+    );
+
+    let connector = emulator.connect().await;
+    let mut source = connector
+        .open_receiver(
+            &SourceEntity::Queue("from-cli".into()),
+            &ReceiverSettings::default(),
+        )
+        .await
+        .expect("open a receiver");
+    let received = receive_n(&mut source, 300, Duration::from_secs(30)).await;
+    assert_eq!(received.len(), 300);
+    let mut numbers = std::collections::BTreeSet::new();
+    let mut poison = BTreeMap::new();
+    for message in &received {
+        match message.application_properties.get("poison") {
+            Some(PropertyValue::String(kind)) => *poison.entry(kind.clone()).or_insert(0) += 1,
+            Some(other) => panic!("poison property of unexpected type {other:?}"),
+            None => {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&message.body).expect("a regular message is JSON");
+                let n = body["n"].as_u64().expect("n is a number");
+                assert_eq!(body["d"], format!("dev-{}", n % 3));
+                assert_eq!(
+                    message.application_properties.get("tenant"),
+                    Some(&PropertyValue::String(format!("acme-dev-{}", n % 2)))
+                );
+                numbers.insert(n);
+            }
+        }
+        assert_eq!(message.content_type.as_deref(), Some("application/json"));
+        assert!(message.message_id.is_some());
+        source.complete(message.lock_token).await.expect("complete");
+    }
+    let expected: std::collections::BTreeSet<u64> =
+        (0..300).filter(|n| (n + 1) % 30 != 0).collect();
+    assert_eq!(numbers, expected, "every regular message arrived once");
+    assert_eq!(
+        poison,
+        BTreeMap::from([
+            ("invalid_json".to_string(), 3),
+            ("missing_field".to_string(), 2),
+            ("not_json".to_string(), 2),
+            ("wrong_type".to_string(), 3),
+        ])
+    );
+    source.close().await.expect("close");
+    connector.close().await;
+
+    // Bad arguments: a clear error and a non-zero exit, before any connection is made.
+    for (args, expected) in [
+        (vec!["--count", "0"], "--count"),
+        (vec!["--count", "5", "--template", "{{nope}}"], "nope"),
+        (vec!["--count", "5", "--rate=-1"], "--rate"),
+    ] {
+        let output = Command::new(busdrain_binary())
+            .args(["send", "--entity", "from-cli"])
+            .args(&args)
+            .env(
+                "BUSDRAIN_SERVICE_BUS_CONNECTION_STRING",
+                emulator.connection_string(KEY),
+            )
+            .output()
+            .expect("run busdrain send");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} must fail");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
