@@ -64,6 +64,37 @@ fn queue(name: &str, lock_duration: &str, requires_session: bool) -> serde_json:
     })
 }
 
+/// A topic with subscriptions that each take every message (no rules).
+fn topic(name: &str, subscriptions: &[&str]) -> serde_json::Value {
+    let subscriptions: Vec<serde_json::Value> = subscriptions
+        .iter()
+        .map(|sub| {
+            serde_json::json!({
+                "Name": sub,
+                "Properties": {
+                    "DeadLetteringOnMessageExpiration": false,
+                    "DefaultMessageTimeToLive": "PT1H",
+                    "LockDuration": "PT1M",
+                    "MaxDeliveryCount": 10,
+                    "ForwardDeadLetteredMessagesTo": "",
+                    "ForwardTo": "",
+                    "RequiresSession": false
+                },
+                "Rules": []
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "Name": name,
+        "Properties": {
+            "DefaultMessageTimeToLive": "PT1H",
+            "DuplicateDetectionHistoryTimeWindow": "PT20S",
+            "RequiresDuplicateDetection": false
+        },
+        "Subscriptions": subscriptions
+    })
+}
+
 /// A running emulator; killed (and its log shown, if the test failed) on drop.
 struct Emulator {
     child: Child,
@@ -73,11 +104,15 @@ struct Emulator {
 
 impl Emulator {
     fn start(queues: Vec<serde_json::Value>) -> Self {
+        Self::start_with(queues, Vec::new())
+    }
+
+    fn start_with(queues: Vec<serde_json::Value>, topics: Vec<serde_json::Value>) -> Self {
         let binary = busdrain_binary();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = serde_json::json!({
             "UserConfig": {
-                "Namespaces": [{ "Name": "sbemulatorns", "Queues": queues, "Topics": [] }],
+                "Namespaces": [{ "Name": "sbemulatorns", "Queues": queues, "Topics": topics }],
                 "Logging": { "Type": "Console" }
             }
         });
@@ -663,4 +698,69 @@ async fn busdrain_send_delivers_templated_messages_and_poison() {
         assert!(!output.status.success(), "{args:?} must fail");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscription_of_a_topic_gets_its_copy() {
+    let emulator = Emulator::start_with(Vec::new(), vec![topic("events", &["audit", "store"])]);
+    let connector = emulator.connect().await;
+    send(&connector, "events", (0..5).map(telemetry).collect()).await;
+    for subscription in ["audit", "store"] {
+        let entity = SourceEntity::Subscription {
+            topic: "events".into(),
+            subscription: subscription.into(),
+        };
+        let mut source = connector
+            .open_receiver(&entity, &ReceiverSettings::default())
+            .await
+            .expect("open a subscription receiver");
+        assert_eq!(
+            source.entity(),
+            format!("events/Subscriptions/{subscription}")
+        );
+        let received = receive_n(&mut source, 5, Duration::from_secs(20)).await;
+        let mut ids: Vec<String> = received
+            .iter()
+            .filter_map(|m| m.message_id.clone())
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["m-0", "m-1", "m-2", "m-3", "m-4"], "{subscription}");
+        // Dead-lettering works per subscription too.
+        source
+            .dead_letter(
+                received[0].lock_token,
+                DeadLetter {
+                    reason: "TypeMismatch".into(),
+                    description: format!("{subscription}: column temperature"),
+                },
+            )
+            .await
+            .expect("dead-letter");
+        for message in &received[1..] {
+            source.complete(message.lock_token).await.expect("complete");
+        }
+        source.close().await.expect("close");
+
+        let dlq_settings = ReceiverSettings {
+            dead_letter_queue: true,
+            ..Default::default()
+        };
+        let mut dlq = connector
+            .open_receiver(&entity, &dlq_settings)
+            .await
+            .expect("open the subscription's DLQ");
+        let dead = receive_n(&mut dlq, 1, Duration::from_secs(20)).await;
+        assert_eq!(dead.len(), 1, "{subscription}: one dead-lettered copy");
+        assert_eq!(
+            dead[0]
+                .application_properties
+                .get("DeadLetterErrorDescription"),
+            Some(&PropertyValue::String(format!(
+                "{subscription}: column temperature"
+            )))
+        );
+        dlq.complete(dead[0].lock_token).await.expect("complete");
+        dlq.close().await.expect("close");
+    }
+    connector.close().await;
 }
