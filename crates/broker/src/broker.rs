@@ -179,8 +179,18 @@ impl Broker {
 
         let mut recovered_messages = 0usize;
         let mut entities = HashMap::with_capacity(built.len());
-        for entity in built {
+        // MessageIds of stored messages per entity id, for duplicate detection.
+        let mut message_ids: HashMap<u32, Vec<(String, Timestamp, i64)>> = HashMap::new();
+        for entity in &built {
             let messages = recovered.messages.remove(&entity.id).unwrap_or_default();
+            let ids = messages
+                .iter()
+                .filter_map(|m| {
+                    let id = m.content.message_id.clone()?;
+                    Some((id, m.enqueued_time, m.sequence_number))
+                })
+                .collect();
+            message_ids.insert(entity.id, ids);
             recovered_messages += messages.len();
             let last = recovered
                 .last_sequences
@@ -188,6 +198,20 @@ impl Broker {
                 .copied()
                 .unwrap_or(0);
             entity.recover(messages, last);
+        }
+        for entity in built {
+            if entity.properties.requires_duplicate_detection {
+                // A topic stores nothing itself: its history is in its subscriptions.
+                let sources: Vec<u32> = match entity.kind {
+                    EntityKind::Topic => entity.subscriptions.iter().map(|(s, _)| s.id).collect(),
+                    _ => vec![entity.id],
+                };
+                for source in sources {
+                    if let Some(ids) = message_ids.get(&source) {
+                        entity.remember_message_ids(ids);
+                    }
+                }
+            }
             entities.insert(entity.path.key(), entity);
         }
         let orphaned: usize = recovered.messages.values().map(Vec::len).sum();

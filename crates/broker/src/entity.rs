@@ -24,6 +24,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::config::{EntityProperties, RuleConfig};
+use crate::duplicates::DuplicateDetector;
 use crate::error::BrokerError;
 use crate::filter::matches;
 use crate::message::{
@@ -67,7 +68,6 @@ struct MessageMeta {
     busy: bool,
 }
 
-#[derive(Default)]
 struct EntityState {
     messages: BTreeMap<i64, MessageMeta>,
     available: BTreeSet<i64>,
@@ -77,9 +77,55 @@ struct EntityState {
     schedule: BTreeSet<(Timestamp, i64)>,
     /// Last sequence number handed out (queues and topics only).
     last_sequence: i64,
+    /// MessageIds within the duplicate detection window (queues and topics that require it).
+    duplicates: Option<DuplicateDetector>,
 }
 
 impl EntityState {
+    fn new(properties: &EntityProperties) -> Self {
+        Self {
+            messages: BTreeMap::new(),
+            available: BTreeSet::new(),
+            locks: HashMap::new(),
+            lock_deadlines: BTreeSet::new(),
+            expiries: BTreeSet::new(),
+            schedule: BTreeSet::new(),
+            last_sequence: 0,
+            duplicates: properties.requires_duplicate_detection.then(|| {
+                DuplicateDetector::new(properties.duplicate_detection_history_time_window)
+            }),
+        }
+    }
+
+    /// Assigns the next sequence number, or — for a MessageId accepted within the duplicate
+    /// detection window — returns the original's number and `false` (do not store).
+    fn admit(&mut self, message: &NewMessage, now: Timestamp) -> (i64, bool) {
+        if let (Some(detector), Some(id)) =
+            (self.duplicates.as_mut(), message.message_id.as_deref())
+        {
+            if let Some(original) = detector.original(id, now) {
+                return (original, false);
+            }
+        }
+        self.last_sequence += 1;
+        let sequence_number = self.last_sequence;
+        if let (Some(detector), Some(id)) =
+            (self.duplicates.as_mut(), message.message_id.as_deref())
+        {
+            detector.remember(id, now, sequence_number);
+        }
+        (sequence_number, true)
+    }
+
+    /// Undoes [`Self::admit`]'s memory of ids whose send failed.
+    fn forget_admitted(&mut self, admitted: &[(String, i64)]) {
+        if let Some(detector) = self.duplicates.as_mut() {
+            for (id, sequence_number) in admitted {
+                detector.forget(id, *sequence_number);
+            }
+        }
+    }
+
     fn insert(&mut self, sequence_number: i64, meta: MessageMeta) {
         if let Some(expires_at) = meta.expires_at {
             self.expiries.insert((expires_at, sequence_number));
@@ -232,13 +278,14 @@ impl AvailabilityWatch {
 
 impl EntityInner {
     pub(crate) fn new(spec: EntitySpec, store: Arc<Store>) -> Self {
+        let state = Mutex::new(EntityState::new(&spec.properties));
         Self {
             id: spec.id,
             path: spec.path,
             kind: spec.kind,
             properties: spec.properties,
             max_message_size: spec.max_message_size,
-            state: Mutex::new(EntityState::default()),
+            state,
             changes: watch::Sender::new(0),
             store,
             dead_letter_queue: spec.dead_letter_queue,
@@ -397,36 +444,53 @@ impl EntityInner {
         let now = Timestamp::now();
         let mut ops = Vec::with_capacity(messages.len() + 1);
         let mut metas = Vec::with_capacity(messages.len());
+        let mut sequence_numbers = Vec::with_capacity(messages.len());
+        let mut admitted_ids = Vec::new();
         let wait = {
             let mut state = self.state();
             for message in messages {
-                state.last_sequence += 1;
-                let record = self.new_record(state.last_sequence, message, now);
+                let (sequence_number, store) = state.admit(&message, now);
+                sequence_numbers.push(sequence_number);
+                if !store {
+                    continue;
+                }
+                if let Some(id) = &message.message_id {
+                    admitted_ids.push((id.clone(), sequence_number));
+                }
+                let record = self.new_record(sequence_number, message, now);
+                let encoded = match encode(&record) {
+                    Ok(encoded) => encoded,
+                    Err(error) => {
+                        state.forget_admitted(&admitted_ids);
+                        return Err(error);
+                    }
+                };
                 ops.push(WriteOp::Put {
                     entity: self.id,
-                    sequence_number: record.sequence_number,
-                    record: encode(&record)?,
+                    sequence_number,
+                    record: encoded,
                 });
-                metas.push((record.sequence_number, meta_of(&record)));
+                metas.push((sequence_number, meta_of(&record)));
             }
             ops.push(WriteOp::SetLastSequence {
                 entity: self.id,
                 last: state.last_sequence,
             });
-            let sequence_numbers: Vec<i64> = metas.iter().map(|(s, _)| *s).collect();
             let entity = Arc::clone(self);
             // Submitted under the state lock so commit order follows sequence order.
             let (done, wait) = oneshot::channel();
             self.store.submit(
                 ops,
                 Box::new(move |result| {
+                    let mut state = entity.state();
                     if result.is_ok() {
-                        let mut state = entity.state();
                         for (sequence_number, meta) in metas {
                             state.insert(sequence_number, meta);
                         }
                         drop(state);
                         entity.notify();
+                    } else {
+                        state.forget_admitted(&admitted_ids);
                     }
                     let _ = done.send(result.map(|()| sequence_numbers));
                 }),
@@ -446,22 +510,35 @@ impl EntityInner {
         // Per subscription index: the metas to insert after the commit.
         let mut per_subscription: Vec<Vec<(i64, MessageMeta)>> =
             vec![Vec::new(); self.subscriptions.len()];
+        let mut sequence_numbers = Vec::with_capacity(messages.len());
+        let mut admitted_ids = Vec::new();
         let wait = {
             let mut state = self.state();
-            let mut sequence_numbers = Vec::with_capacity(messages.len());
             for message in messages {
-                state.last_sequence += 1;
-                let sequence_number = state.last_sequence;
+                let (sequence_number, store) = state.admit(&message, now);
                 sequence_numbers.push(sequence_number);
+                if !store {
+                    continue;
+                }
+                if let Some(id) = &message.message_id {
+                    admitted_ids.push((id.clone(), sequence_number));
+                }
                 for (index, (subscription, rules)) in self.subscriptions.iter().enumerate() {
                     if !rules.iter().any(|rule| matches(rule, &message)) {
                         continue;
                     }
                     let record = subscription.new_record(sequence_number, message.clone(), now);
+                    let encoded = match encode(&record) {
+                        Ok(encoded) => encoded,
+                        Err(error) => {
+                            state.forget_admitted(&admitted_ids);
+                            return Err(error);
+                        }
+                    };
                     ops.push(WriteOp::Put {
                         entity: subscription.id,
                         sequence_number,
-                        record: encode(&record)?,
+                        record: encoded,
                     });
                     per_subscription[index].push((sequence_number, meta_of(&record)));
                 }
@@ -489,6 +566,8 @@ impl EntityInner {
                             drop(state);
                             subscription.notify();
                         }
+                    } else {
+                        topic.state().forget_admitted(&admitted_ids);
                     }
                     let _ = done.send(result.map(|()| sequence_numbers));
                 }),
@@ -496,6 +575,18 @@ impl EntityInner {
             wait
         };
         wait.await.map_err(|_| BrokerError::ShuttingDown)?
+    }
+
+    /// Feeds the duplicate detector with MessageIds of stored messages (at open).
+    pub(crate) fn remember_message_ids(&self, ids: &[(String, Timestamp, i64)]) {
+        let mut state = self.state();
+        if let Some(detector) = state.duplicates.as_mut() {
+            let mut sorted: Vec<&(String, Timestamp, i64)> = ids.iter().collect();
+            sorted.sort_by_key(|(_, at, _)| *at);
+            for (id, at, sequence_number) in sorted {
+                detector.remember(id, *at, *sequence_number);
+            }
+        }
     }
 
     /// Reads the records of messages this caller has locked or marked busy.

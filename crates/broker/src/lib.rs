@@ -21,6 +21,7 @@
 
 mod broker;
 pub mod config;
+mod duplicates;
 mod duration;
 mod entity;
 mod error;
