@@ -18,13 +18,16 @@ pub struct ValidateArgs {
 pub async fn execute(args: ValidateArgs) -> anyhow::Result<()> {
     let loaded = Config::load(&args.config)
         .with_context(|| format!("invalid config {}", args.config.display()))?;
-    let (_session, plans) = service::validate(&loaded)
-        .await
-        .with_context(|| format!("config {} does not match Cassandra", args.config.display()))?;
+    let (_session, plans) = service::validate(&loaded).await.with_context(|| {
+        format!(
+            "config {} failed the check against Cassandra",
+            args.config.display()
+        )
+    })?;
     println!("{}: OK, {} route(s)", args.config.display(), plans.len());
     for plan in &plans {
         println!(
-            "  route {}: {}{} → {}.{} ({} columns, consistency {:?})\n    {}",
+            "  route {}: {}{} → {}.{} ({} columns, consistency {})\n    {}",
             plan.name,
             plan.entity,
             if plan.sessions { " (sessions)" } else { "" },
