@@ -251,6 +251,31 @@ async fn renew_due_locks<S: MessageSource>(
     pending: &mut [Pending],
 ) {
     let now = Instant::now();
+    if source.session_id().is_some() {
+        // A session's messages are covered by the session lock: renew that once for all.
+        match source.renew_session_lock().await {
+            Ok(Some(until)) => {
+                route.metrics.lock_renewals.increment(1);
+                let next = renew_at(Instant::now(), Some(until));
+                pending.iter_mut().for_each(|p| p.renew_at = next);
+                return;
+            }
+            Ok(None) => {}
+            Err(SourceError::Transient(error)) => {
+                route.metrics.lock_renewal_failures.increment(1);
+                tracing::debug!(route = %route.plan.name, %error, "session lock renewal failed; retrying soon");
+                let retry = Instant::now() + Duration::from_secs(1);
+                pending.iter_mut().for_each(|p| p.renew_at = retry);
+                return;
+            }
+            Err(error) => {
+                route.metrics.lock_renewal_failures.increment(1);
+                tracing::warn!(route = %route.plan.name, %error, "session lock lost while writes were pending");
+                pending.iter_mut().for_each(|p| p.lock_lost = true);
+                return;
+            }
+        }
+    }
     for p in pending
         .iter_mut()
         .filter(|p| !p.lock_lost && p.renew_at <= now)
