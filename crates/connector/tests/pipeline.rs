@@ -65,12 +65,19 @@ async fn start(
     tokio::task::JoinHandle<()>,
     Arc<CassandraSink>,
 ) {
-    let loaded = Config::load_str(
-        Path::new("t.toml"),
-        &config_text(ks, "readings", COLUMNS, ""),
-        Vec::new(),
-    )
-    .expect("config");
+    start_with(broker, session, &config_text(ks, "readings", COLUMNS, "")).await
+}
+
+async fn start_with(
+    broker: &FakeBroker,
+    session: Session,
+    config: &str,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+    Arc<CassandraSink>,
+) {
+    let loaded = Config::load_str(Path::new("t.toml"), config, Vec::new()).expect("config");
     let (_check_session, plans) = service::validate(&loaded).await.expect("valid");
     let sink = CassandraSink::new(Arc::new(session), 32);
     let routes = service::build_routes(&sink, plans).await.expect("prepared");
@@ -266,4 +273,84 @@ async fn shutdown_abandons_what_cannot_be_written_within_the_grace_period() {
         assert!(state.completed.is_empty() && state.dead_lettered.is_empty());
     }
     busdrain_testsupport::drop_keyspace(&session, &ks).await;
+}
+
+#[tokio::test]
+async fn sessions_are_processed_in_order_and_in_parallel() {
+    let session = busdrain_testsupport::cassandra().await;
+    let ks = busdrain_testsupport::fresh_keyspace(&session, "sessions").await;
+    run_cql(
+        &session,
+        &format!("CREATE TABLE {ks}.latest (key text PRIMARY KEY, seq bigint, value bigint)"),
+    )
+    .await;
+    let config = config_text(
+        &ks,
+        "latest",
+        "key = \"session_id\"\nseq = \"sequence_number\"\nvalue = \"body.value\"",
+        "session_idle_timeout = \"200ms\"",
+    )
+    .replace(
+        "source = { queue = \"q\" }",
+        "source = { queue = \"q\", sessions = true }",
+    );
+    let broker = FakeBroker::new(Duration::from_secs(30));
+    let t0 = OffsetDateTime::now_utc();
+    // Four sessions interleaved in the queue; within each, later messages carry later values.
+    for seq in 1..=600i64 {
+        let mut m = message_at(
+            &format!(r#"{{"value": {seq}}}"#),
+            t0 + time::Duration::milliseconds(seq),
+            seq,
+        );
+        m.session_id = Some(format!("s{}", seq % 4));
+        broker.send(m);
+    }
+    let (shutdown, handle, _sink) = start_with(&broker, session, &config).await;
+    let done = broker
+        .wait_for(Duration::from_secs(60), |s| s.completed.len() == 600)
+        .await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    {
+        let state = broker.lock();
+        assert!(done, "only {} completed", state.completed.len());
+        assert!(state.dead_lettered.is_empty());
+        assert_eq!(
+            state.max_concurrent_sessions, 2,
+            "two receivers hold two sessions at once"
+        );
+        for s in 0..4 {
+            let id = format!("s{s}");
+            let order: Vec<i64> = state
+                .completed
+                .iter()
+                .filter(|m| m.session_id.as_deref() == Some(id.as_str()))
+                .map(|m| m.sequence_number)
+                .collect();
+            assert_eq!(order.len(), 150);
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "session {id} out of order"
+            );
+        }
+    }
+    let check = busdrain_testsupport::cassandra().await;
+    for s in 0..4i64 {
+        let result = check
+            .query_unpaged(
+                format!("SELECT value FROM {ks}.latest WHERE key = 's{s}'"),
+                &[],
+            )
+            .await
+            .expect("select");
+        let row: Row = result
+            .into_rows_result()
+            .expect("rows")
+            .first_row()
+            .expect("row");
+        let last = 596 + if s == 0 { 4 } else { s };
+        assert_eq!(row.columns[0], Some(CqlValue::BigInt(last)), "session s{s}");
+    }
+    busdrain_testsupport::drop_keyspace(&check, &ks).await;
 }

@@ -99,6 +99,7 @@ fn topic(name: &str, subscriptions: &[&str]) -> serde_json::Value {
 struct Emulator {
     child: Child,
     port: u16,
+    http_port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -108,7 +109,6 @@ impl Emulator {
     }
 
     fn start_with(queues: Vec<serde_json::Value>, topics: Vec<serde_json::Value>) -> Self {
-        let binary = busdrain_binary();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = serde_json::json!({
             "UserConfig": {
@@ -116,29 +116,56 @@ impl Emulator {
                 "Logging": { "Type": "Console" }
             }
         });
-        let config_path = dir.path().join("Config.json");
-        std::fs::write(&config_path, config.to_string()).expect("write Config.json");
-        let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log file");
+        std::fs::write(dir.path().join("Config.json"), config.to_string())
+            .expect("write Config.json");
+        let (port, http_port) = (free_port(), free_port());
+        let child = Self::spawn(dir.path(), port, http_port);
+        let mut emulator = Self {
+            child,
+            port,
+            http_port,
+            dir,
+        };
+        emulator.wait_until_listening();
+        emulator
+    }
+
+    fn spawn(dir: &Path, port: u16, http_port: u16) -> Child {
+        let binary = busdrain_binary();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("emulator.log"))
+            .expect("log file");
         let log_err = log.try_clone().expect("log file handle");
-        let port = free_port();
-        let child = Command::new(&binary)
+        Command::new(&binary)
             .arg("emulator")
             .arg("--config")
-            .arg(&config_path)
+            .arg(dir.join("Config.json"))
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(dir.join("data"))
             .arg("--http")
-            .arg(format!("127.0.0.1:{}", free_port()))
+            .arg(format!("127.0.0.1:{http_port}"))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut emulator = Self { child, port, dir };
-        emulator.wait_until_listening();
-        emulator
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+    }
+
+    /// `kill -9`, as a crash would.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same ports and data directory.
+    fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.dir.path(), self.port, self.http_port);
+        self.wait_until_listening();
     }
 
     fn wait_until_listening(&mut self) {
@@ -762,5 +789,66 @@ async fn every_subscription_of_a_topic_gets_its_copy() {
         dlq.complete(dead[0].lock_token).await.expect("complete");
         dlq.close().await.expect("close");
     }
+    connector.close().await;
+}
+
+/// The broker crashes and comes back: the source reports the outage as transient (no hang, no
+/// panic), the connector reconnects, and the unsettled message is delivered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_recovers_after_the_broker_restarts() {
+    let mut emulator = Emulator::start(vec![queue("durable", "PT30S", false)]);
+    let connector = emulator.connect().await;
+    send(&connector, "durable", (0..2).map(telemetry).collect()).await;
+    let entity = SourceEntity::Queue("durable".into());
+    let mut source = connector
+        .open_receiver(&entity, &ReceiverSettings::default())
+        .await
+        .expect("open a receiver");
+    let first = receive_n(&mut source, 2, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 2);
+    let completed = first[0].message_id.clone();
+    source
+        .complete(first[0].lock_token)
+        .await
+        .expect("complete");
+
+    emulator.kill();
+    let started = Instant::now();
+    let during = source.receive(10, Duration::from_secs(1)).await;
+    assert!(
+        matches!(during, Err(SourceError::Transient(_))),
+        "a broker outage is transient: {during:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the outage is reported within the retry budget, took {:?}",
+        started.elapsed()
+    );
+    drop(source);
+
+    emulator.restart();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut source = loop {
+        match connector
+            .open_receiver(&entity, &ReceiverSettings::default())
+            .await
+        {
+            Ok(source) => break source,
+            Err(SourceError::Transient(error)) if Instant::now() < deadline => {
+                eprintln!("reopening: {error}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("cannot reopen after the restart: {error}"),
+        }
+    };
+    let again = receive_n(&mut source, 1, Duration::from_secs(40)).await;
+    assert_eq!(again.len(), 1, "the unsettled message survives the crash");
+    assert_ne!(again[0].message_id, completed, "the completed one does not");
+    assert_eq!(again[0].message_id, first[1].message_id);
+    source
+        .complete(again[0].lock_token)
+        .await
+        .expect("complete");
+    source.close().await.expect("close");
     connector.close().await;
 }

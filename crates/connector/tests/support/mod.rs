@@ -82,6 +82,11 @@ pub struct BrokerState {
     pub renewals: usize,
     /// Received and not settled yet, by lock token.
     pub locked: BTreeMap<uuid::Uuid, ReceivedMessage>,
+    /// Sessions currently held by a receiver.
+    pub held_sessions: std::collections::BTreeSet<String>,
+    /// Most sessions held at the same time.
+    pub max_concurrent_sessions: usize,
+    pub session_renewals: usize,
 }
 
 /// An in-process queue with peek-lock semantics, standing in for Service Bus.
@@ -122,6 +127,8 @@ impl FakeBroker {
 
 pub struct FakeSource {
     broker: FakeBroker,
+    /// The session this source holds (session-enabled entities).
+    session: Option<String>,
 }
 
 impl FakeSource {
@@ -142,16 +149,19 @@ impl MessageSource for FakeSource {
     ) -> Result<Vec<ReceivedMessage>, SourceError> {
         let taken: Vec<ReceivedMessage> = {
             let mut state = self.broker.lock();
-            let n = max_messages.min(state.queue.len());
             let until = OffsetDateTime::now_utc() + self.broker.lock_duration;
-            let batch: Vec<ReceivedMessage> = state
-                .queue
-                .drain(..n)
-                .map(|mut m| {
+            let mut batch = Vec::new();
+            let mut rest = VecDeque::with_capacity(state.queue.len());
+            // Broker order is kept: a session receiver takes only its session's messages.
+            while let Some(mut m) = state.queue.pop_front() {
+                if batch.len() < max_messages && m.session_id == self.session {
                     m.locked_until = Some(until);
-                    m
-                })
-                .collect();
+                    batch.push(m);
+                } else {
+                    rest.push_back(m);
+                }
+            }
+            state.queue = rest;
             for m in &batch {
                 state.locked.insert(m.lock_token.0, m.clone());
             }
@@ -193,10 +203,21 @@ impl MessageSource for FakeSource {
     }
 
     fn session_id(&self) -> Option<&str> {
-        None
+        self.session.as_deref()
+    }
+
+    async fn renew_session_lock(&mut self) -> Result<Option<OffsetDateTime>, SourceError> {
+        if self.session.is_none() {
+            return Ok(None);
+        }
+        self.broker.lock().session_renewals += 1;
+        Ok(Some(OffsetDateTime::now_utc() + self.broker.lock_duration))
     }
 
     async fn close(self) -> Result<(), SourceError> {
+        if let Some(session) = &self.session {
+            self.broker.lock().held_sessions.remove(session);
+        }
         Ok(())
     }
 }
@@ -207,6 +228,7 @@ impl SourceOpener for FakeBroker {
     async fn open(&self, _entity: &EntityPath) -> Result<FakeSource, SourceError> {
         Ok(FakeSource {
             broker: self.clone(),
+            session: None,
         })
     }
 
@@ -215,6 +237,23 @@ impl SourceOpener for FakeBroker {
         _entity: &EntityPath,
         wait: Duration,
     ) -> Result<FakeSource, SourceError> {
+        {
+            let mut state = self.lock();
+            let free = state
+                .queue
+                .iter()
+                .filter_map(|m| m.session_id.clone())
+                .find(|s| !state.held_sessions.contains(s));
+            if let Some(session) = free {
+                state.held_sessions.insert(session.clone());
+                state.max_concurrent_sessions =
+                    state.max_concurrent_sessions.max(state.held_sessions.len());
+                return Ok(FakeSource {
+                    broker: self.clone(),
+                    session: Some(session),
+                });
+            }
+        }
         tokio::time::sleep(wait).await;
         Err(SourceError::NoSessionAvailable)
     }
