@@ -6,7 +6,9 @@
 
 use std::sync::Mutex;
 
-use fe2o3_amqp_types::definitions::{AmqpError, Error};
+use fe2o3_amqp_types::definitions::Error;
+
+pub const UNAUTHORIZED_ACCESS: &str = "amqp:unauthorized-access";
 
 use crate::sas::{audience_covers, Right, Rights};
 
@@ -33,7 +35,7 @@ pub enum AuthError {
 impl AuthError {
     /// The AMQP error sent to the client (`amqp:unauthorized-access`, as Service Bus does).
     pub fn to_amqp(&self) -> Error {
-        Error::new(AmqpError::UnauthorizedAccess, Some(self.to_string()), None)
+        crate::bridge::amqp_error(UNAUTHORIZED_ACCESS, self.to_string())
     }
 }
 
@@ -140,20 +142,14 @@ mod tests {
         // A refreshed token for the same audience replaces the old one.
         auth.grant("sb://localhost/Orders", Rights::ALL, 200);
         assert!(auth.check("orders", Right::Send, 150).is_ok());
-        assert_eq!(auth.to_amqp_for_test(), AmqpError::UnauthorizedAccess);
-    }
-
-    impl ConnectionAuth {
-        fn to_amqp_for_test(&self) -> AmqpError {
-            match self
-                .check("nothing", Right::Send, 0)
-                .unwrap_err()
-                .to_amqp()
-                .condition
-            {
-                fe2o3_amqp_types::definitions::ErrorCondition::AmqpError(e) => e,
-                _ => AmqpError::InternalError,
-            }
-        }
+        let error = auth.check("nothing", Right::Send, 0).unwrap_err().to_amqp();
+        let encoded = serde_amqp::to_vec(&error).unwrap();
+        let decoded: Error = serde_amqp::from_slice(&encoded).unwrap();
+        assert_eq!(
+            decoded.condition,
+            fe2o3_amqp_types::definitions::ErrorCondition::AmqpError(
+                fe2o3_amqp_types::definitions::AmqpError::UnauthorizedAccess
+            )
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use busdrain_broker::{BrokerError, StoredMessage, Timestamp};
 use busdrain_broker::{MessageLock, NewMessage};
-use fe2o3_amqp_types::definitions::{Error, ErrorCondition};
+use fe2o3_amqp_types::definitions::{Error, ErrorCondition, Fields};
 use fe2o3_amqp_types::primitives::Symbol;
 
 use crate::message::{DecodedMessage, DeliveryStamp, MessageState};
@@ -63,11 +63,14 @@ pub fn stamp(message: &StoredMessage, lock: Option<&MessageLock>) -> DeliverySta
 }
 
 /// An AMQP error with any condition symbol (Service Bus uses `com.microsoft:*` ones).
+///
+/// `info` is always present (empty): the codec drops trailing null fields, and pyamqp
+/// indexes all three fields of an error list (an IndexError otherwise, and a hung send).
 pub fn amqp_error(condition: &str, description: impl Into<String>) -> Error {
     Error::new(
         ErrorCondition::Custom(Symbol::from(condition)),
         Some(description.into()),
-        None,
+        Some(Fields::new()),
     )
 }
 

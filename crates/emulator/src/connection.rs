@@ -82,7 +82,25 @@ impl ConnectionState {
 
     fn reply(&self, attach: &IncomingAttach) -> AttachReply {
         let mut reply = AttachReply::echo(attach.attach());
-        reply.max_message_size = Some(self.shared.max_message_size);
+        reply.max_message_size = Some(match attach.direction() {
+            // The engine detaches a link whose transfer exceeds this, which the SDKs report
+            // as a connection error. Service Bus instead refuses the one message with
+            // `amqp:link:message-size-exceeded` (MessageSizeExceededError in the SDKs), so the
+            // link admits more and the broker refuses each message over the limit.
+            LinkDirection::Incoming => self.shared.transfer_limit(),
+            LinkDirection::Outgoing => self.shared.max_message_size,
+        });
+        if attach.direction() == LinkDirection::Incoming {
+            // pyamqp sizes its batches from this vendor property when present.
+            let mut properties = busdrain_amqp::types::definitions::Fields::new();
+            properties.insert(
+                busdrain_amqp::types::primitives::Symbol::from(
+                    "com.microsoft:max-message-batch-size",
+                ),
+                serde_amqp::Value::Ulong(self.shared.max_message_size),
+            );
+            reply.properties = Some(properties);
+        }
         reply
     }
 

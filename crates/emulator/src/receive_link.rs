@@ -191,15 +191,24 @@ async fn settle_all(
             }
             continue;
         }
-        // Service Bus echoes Accepted for every successful settlement (whatever the outcome
-        // was); .NET falls back to $management when it sees anything else.
+        // A successful settlement echoes the outcome the client asked for (the SDKs compare
+        // it with what they sent); a `rejected` echo carries no error, since an error there
+        // is how a failed settlement is reported.
         let state = match result {
-            Ok(()) => DeliveryState::Accepted(Accepted {}),
+            Ok(()) => echo(disposition.state.as_ref()),
             Err(error) => DeliveryState::Rejected(Rejected {
                 error: Some(broker_error(&error)),
             }),
         };
         link.settle(disposition.delivery_id, state);
+    }
+}
+
+fn echo(requested: Option<&DeliveryState>) -> DeliveryState {
+    match requested {
+        Some(DeliveryState::Rejected(_)) => DeliveryState::Rejected(Rejected { error: None }),
+        Some(state @ (DeliveryState::Modified(_) | DeliveryState::Released(_))) => state.clone(),
+        _ => DeliveryState::Accepted(Accepted {}),
     }
 }
 

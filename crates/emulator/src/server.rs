@@ -57,6 +57,16 @@ pub struct Shared {
     pub max_message_size: u64,
 }
 
+impl Shared {
+    /// Largest transfer a sending link admits: room for an oversized message to arrive
+    /// whole, so it can be refused on its own (see `connection.rs`).
+    pub fn transfer_limit(&self) -> u64 {
+        self.max_message_size
+            .saturating_mul(8)
+            .max(self.max_message_size.saturating_add(8 * 1024 * 1024))
+    }
+}
+
 /// A bound, not yet serving emulator.
 pub struct Emulator {
     shared: Arc<Shared>,
@@ -102,17 +112,15 @@ impl Emulator {
             ),
             None => None,
         };
-        let connection_config = ConnectionConfig {
+        let mut shared = Shared {
+            broker,
+            policies: options.policies,
+            connection_config: ConnectionConfig::default(),
             max_message_size: options.max_message_size,
-            ..ConnectionConfig::default()
         };
+        shared.connection_config.max_message_size = shared.transfer_limit();
         Ok(Emulator {
-            shared: Arc::new(Shared {
-                broker,
-                policies: options.policies,
-                connection_config,
-                max_message_size: options.max_message_size,
-            }),
+            shared: Arc::new(shared),
             amqp,
             http,
             max_connections: options.max_connections,

@@ -34,7 +34,7 @@ impl ManagementContext<'_> {
         self.auth
             .check(self.resource, right, unix_now())
             .err()
-            .map(|e| Response::error(401, "amqp:unauthorized-access", e.to_string()))
+            .map(|e| Response::error(401, crate::auth::UNAUTHORIZED_ACCESS, e.to_string()))
     }
 }
 
