@@ -27,3 +27,6 @@ pub use busdrain_broker::NamespaceConfig;
 pub use sas::{SasPolicies, SasPolicy};
 pub use server::{Emulator, EmulatorOptions, ServerError};
 pub use tokio_util::sync::CancellationToken;
+
+#[cfg(test)]
+mod robustness_tests;
