@@ -157,19 +157,21 @@ impl Store {
     }
 
     /// Queues `ops` for the next group commit; `on_commit` runs on the writer thread once the
-    /// transaction is durable (or failed). If the writer is gone, `on_commit` runs at once with
-    /// [`BrokerError::ShuttingDown`].
+    /// transaction is durable (or failed).
+    ///
+    /// If the writer is gone (the broker is closed), `on_commit` is dropped without running:
+    /// callers awaiting a oneshot inside it see the channel close and report `ShuttingDown`.
+    /// It is never run inline, so callers may hold locks the callback takes.
     pub(crate) fn submit(&self, ops: Vec<WriteOp>, on_commit: OnCommit) {
         let request = WriteRequest { ops, on_commit };
-        let rejected = match self.sender.lock() {
-            Ok(guard) => match guard.as_ref() {
-                Some(sender) => sender.send(request).err().map(|e| e.0),
-                None => Some(request),
-            },
-            Err(_) => Some(request),
+        let sent = match self.sender.lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .is_some_and(|sender| sender.send(request).is_ok()),
+            Err(_) => false,
         };
-        if let Some(request) = rejected {
-            (request.on_commit)(Err(BrokerError::ShuttingDown));
+        if !sent {
+            tracing::debug!("write refused: the broker is closed");
         }
     }
 
