@@ -288,6 +288,20 @@ impl Engine {
     }
 
     fn on_frame(&mut self, channel: u16, body: FrameBody) -> Step {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            if let FrameBody::Amqp {
+                performative,
+                payload,
+            } = &body
+            {
+                tracing::trace!(
+                    channel,
+                    ?performative,
+                    payload_len = payload.len(),
+                    "frame in"
+                );
+            }
+        }
         let (performative, payload) = match body {
             FrameBody::Empty => return Ok(()),
             FrameBody::Sasl(_) => {
@@ -1435,6 +1449,17 @@ impl Engine {
             return Ok(());
         }
         let chunk = self.out.split().freeze();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let mut rest = &chunk[..];
+            while let Ok(Some(size)) = frame::peek_frame_size(rest, u32::MAX) {
+                let Some(bytes) = rest.get(..size) else { break };
+                match frame::decode_frame(bytes) {
+                    Ok(f) => tracing::trace!(channel = f.channel, body = ?f.body, "frame out"),
+                    Err(e) => tracing::error!(error = %e, "we wrote an undecodable frame"),
+                }
+                rest = &rest[size..];
+            }
+        }
         self.last_sent = Instant::now();
         self.writer.send(chunk).map_err(|_| {
             Stop::Done(Err(ConnectionError::Io(

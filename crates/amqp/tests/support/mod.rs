@@ -64,6 +64,25 @@ impl Drop for EchoBroker {
 
 impl EchoBroker {
     pub async fn start(config: ConnectionConfig) -> EchoBroker {
+        Self::start_with_settle_delay(config, Duration::ZERO).await
+    }
+
+    /// `settle_delay` holds back the disposition for each received message, as a real
+    /// broker's store does. The fe2o3-amqp 0.14 client registers a delivery as unsettled
+    /// only after handing its transfer to the session task, so a disposition that arrives
+    /// within microseconds is lost and its `send()` hangs (fe2o3-amqp 0.14.1
+    /// `link/sender_link.rs`, `send_payload_with_transfer`).
+    pub async fn start_with_settle_delay(
+        config: ConnectionConfig,
+        settle_delay: Duration,
+    ) -> EchoBroker {
+        // `ECHO_DEBUG=busdrain_amqp=trace` prints every frame.
+        if let Ok(filter) = std::env::var("ECHO_DEBUG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let queues = Arc::new(Queues::default());
@@ -71,7 +90,12 @@ impl EchoBroker {
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(serve_connection(tcp, config.clone(), shared.clone()));
+                tokio::spawn(serve_connection(
+                    tcp,
+                    config.clone(),
+                    shared.clone(),
+                    settle_delay,
+                ));
             }
         });
         EchoBroker { port, queues, task }
@@ -101,6 +125,7 @@ async fn serve_connection(
     tcp: tokio::net::TcpStream,
     config: ConnectionConfig,
     queues: Arc<Queues>,
+    settle_delay: Duration,
 ) {
     let (mut conn, driver) = busdrain_amqp::accept(tcp, config);
     tokio::spawn(async move {
@@ -149,7 +174,12 @@ async fn serve_connection(
                 }
             }
             (Link::Incoming(link), false) => {
-                tokio::spawn(serve_queue_sender(link, address, queues.clone()));
+                tokio::spawn(serve_queue_sender(
+                    link,
+                    address,
+                    queues.clone(),
+                    settle_delay,
+                ));
             }
             (Link::Outgoing(link), false) => {
                 tokio::spawn(serve_queue_receiver(link, address, queues.clone()));
@@ -254,7 +284,12 @@ fn split_batch(payload: &Bytes) -> Vec<Bytes> {
     }
 }
 
-async fn serve_queue_sender(mut link: IncomingLink, address: String, queues: Arc<Queues>) {
+async fn serve_queue_sender(
+    mut link: IncomingLink,
+    address: String,
+    queues: Arc<Queues>,
+    settle_delay: Duration,
+) {
     while let Some(event) = link.next_event().await {
         let IncomingLinkEvent::Delivery(delivery) = event else {
             break;
@@ -267,6 +302,9 @@ async fn serve_queue_sender(mut link: IncomingLink, address: String, queues: Arc
             queues.push(&address, delivery.payload.clone());
         }
         if !delivery.settled {
+            if !settle_delay.is_zero() {
+                tokio::time::sleep(settle_delay).await;
+            }
             link.settle(delivery.delivery_id, DeliveryState::Accepted(Accepted {}));
         }
     }
