@@ -96,13 +96,24 @@ impl AdaptiveLimit {
             let mut state = self.lock();
             state.in_flight = state.in_flight.saturating_sub(1);
         }
-        self.released.notify_waiters();
+        // Wake one waiter per freed slot: waking all of them (hundreds of pending writes)
+        // costs more CPU than the writes. A waiter dropped after being woken passes the
+        // wake-up on (tokio's `Notify` guarantees it), so no slot is left unclaimed.
+        self.released.notify_one();
     }
 
     fn grow(&self) {
-        let mut state = self.lock();
-        if state.limit < self.max as f64 {
-            state.limit = (state.limit + 1.0 / state.limit).min(self.max as f64);
+        let grew = {
+            let mut state = self.lock();
+            let before = state.limit as usize;
+            if state.limit < self.max as f64 {
+                state.limit = (state.limit + 1.0 / state.limit).min(self.max as f64);
+            }
+            state.limit as usize > before
+        };
+        if grew {
+            // The new slot has no release to announce it.
+            self.released.notify_one();
         }
     }
 

@@ -151,17 +151,25 @@ impl MessageSource for FakeSource {
             let mut state = self.broker.lock();
             let until = OffsetDateTime::now_utc() + self.broker.lock_duration;
             let mut batch = Vec::new();
-            let mut rest = VecDeque::with_capacity(state.queue.len());
-            // Broker order is kept: a session receiver takes only its session's messages.
-            while let Some(mut m) = state.queue.pop_front() {
-                if batch.len() < max_messages && m.session_id == self.session {
+            if self.session.is_none() {
+                let n = max_messages.min(state.queue.len());
+                batch.extend(state.queue.drain(..n).map(|mut m| {
                     m.locked_until = Some(until);
-                    batch.push(m);
-                } else {
-                    rest.push_back(m);
+                    m
+                }));
+            } else {
+                // Broker order is kept: a session receiver takes only its session's messages.
+                let mut rest = VecDeque::with_capacity(state.queue.len());
+                while let Some(mut m) = state.queue.pop_front() {
+                    if batch.len() < max_messages && m.session_id == self.session {
+                        m.locked_until = Some(until);
+                        batch.push(m);
+                    } else {
+                        rest.push_back(m);
+                    }
                 }
+                state.queue = rest;
             }
-            state.queue = rest;
             for m in &batch {
                 state.locked.insert(m.lock_token.0, m.clone());
             }
