@@ -114,7 +114,7 @@ impl Broker {
             let dlq = new_entity(
                 path.dead_letter_queue(),
                 EntityKind::Queue,
-                queue.properties.clone(),
+                dead_letter_queue_properties(&queue.properties),
                 None,
                 Vec::new(),
             )?;
@@ -145,7 +145,7 @@ impl Broker {
                 let dlq = new_entity(
                     path.dead_letter_queue(),
                     EntityKind::Subscription,
-                    properties.clone(),
+                    dead_letter_queue_properties(&properties),
                     None,
                     Vec::new(),
                 )?;
@@ -198,6 +198,12 @@ impl Broker {
                 .copied()
                 .unwrap_or(0);
             entity.recover(messages, last);
+            if let Some(states) = recovered.session_states.remove(&entity.id) {
+                Entity {
+                    inner: Arc::clone(entity),
+                }
+                .recover_session_states(states);
+            }
         }
         for entity in built {
             if entity.properties.requires_duplicate_detection {
@@ -285,6 +291,18 @@ impl Broker {
             }
         }
         self.inner.store.close();
+    }
+}
+
+/// A dead-letter queue keeps its parent's lock duration and delivery count, but is read
+/// without sessions, never detects duplicates and never expires messages.
+fn dead_letter_queue_properties(parent: &EntityProperties) -> EntityProperties {
+    EntityProperties {
+        requires_session: false,
+        requires_duplicate_detection: false,
+        default_message_time_to_live: None,
+        dead_lettering_on_message_expiration: false,
+        ..parent.clone()
     }
 }
 

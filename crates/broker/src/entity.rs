@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
@@ -35,6 +34,10 @@ use crate::message::{
 use crate::path::EntityPath;
 use crate::store::{encode, CommitResult, Store, WriteOp};
 use crate::time::Timestamp;
+
+mod session;
+use session::SessionEntry;
+pub use session::SessionLock;
 
 /// What kind of entity a handle refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +69,16 @@ struct MessageMeta {
     expires_at: Option<Timestamp>,
     lock: Option<MessageLock>,
     busy: bool,
+    /// The session the message belongs to, tracked only in session-enabled entities.
+    session: Option<Arc<str>>,
 }
 
 struct EntityState {
     messages: BTreeMap<i64, MessageMeta>,
+    /// Available messages outside sessions (in a session-enabled entity: in `sessions`).
     available: BTreeSet<i64>,
+    /// Sessions of a session-enabled entity that have messages, a lock or state.
+    sessions: BTreeMap<Arc<str>, SessionEntry>,
     locks: HashMap<Uuid, i64>,
     lock_deadlines: BTreeSet<(Timestamp, i64)>,
     expiries: BTreeSet<(Timestamp, i64)>,
@@ -86,6 +94,7 @@ impl EntityState {
         Self {
             messages: BTreeMap::new(),
             available: BTreeSet::new(),
+            sessions: BTreeMap::new(),
             locks: HashMap::new(),
             lock_deadlines: BTreeSet::new(),
             expiries: BTreeSet::new(),
@@ -126,27 +135,88 @@ impl EntityState {
         }
     }
 
+    /// The available set a message belongs in: its session's, or the entity's.
+    fn available_set(&mut self, session: Option<&Arc<str>>) -> &mut BTreeSet<i64> {
+        match session {
+            Some(session) => {
+                &mut self
+                    .sessions
+                    .entry(Arc::clone(session))
+                    .or_default()
+                    .available
+            }
+            None => &mut self.available,
+        }
+    }
+
+    fn make_available(&mut self, sequence_number: i64) {
+        let session = self
+            .messages
+            .get(&sequence_number)
+            .and_then(|m| m.session.clone());
+        self.available_set(session.as_ref()).insert(sequence_number);
+    }
+
+    fn make_unavailable(&mut self, sequence_number: i64) -> bool {
+        let session = self
+            .messages
+            .get(&sequence_number)
+            .and_then(|m| m.session.clone());
+        match session {
+            Some(session) => self
+                .sessions
+                .get_mut(&session)
+                .is_some_and(|entry| entry.available.remove(&sequence_number)),
+            None => self.available.remove(&sequence_number),
+        }
+    }
+
+    /// The lowest available sequence number ≥ `from`, outside sessions or in `session`.
+    fn next_available(&self, session: Option<&str>, from: i64) -> Option<i64> {
+        let set = match session {
+            Some(session) => &self.sessions.get(session)?.available,
+            None => &self.available,
+        };
+        set.range(from..).next().copied()
+    }
+
     fn insert(&mut self, sequence_number: i64, meta: MessageMeta) {
         if let Some(expires_at) = meta.expires_at {
             self.expiries.insert((expires_at, sequence_number));
         }
-        match meta.state {
+        if let Some(session) = &meta.session {
+            let entry = self.sessions.entry(Arc::clone(session)).or_default();
+            entry.messages += 1;
+            entry.updated = Timestamp::now();
+        }
+        let available = match meta.state {
             MessageState::Scheduled => {
                 if let Some(at) = meta.scheduled_at {
                     self.schedule.insert((at, sequence_number));
                 }
+                false
             }
-            MessageState::Active if meta.lock.is_none() && !meta.busy => {
-                self.available.insert(sequence_number);
-            }
-            _ => {}
-        }
+            MessageState::Active => meta.lock.is_none() && !meta.busy,
+            MessageState::Deferred => false,
+        };
         self.messages.insert(sequence_number, meta);
+        if available {
+            self.make_available(sequence_number);
+        }
     }
 
     fn remove(&mut self, sequence_number: i64) {
+        self.make_unavailable(sequence_number);
         if let Some(meta) = self.messages.remove(&sequence_number) {
-            self.available.remove(&sequence_number);
+            if let Some(session) = &meta.session {
+                if let Some(entry) = self.sessions.get_mut(session) {
+                    entry.messages = entry.messages.saturating_sub(1);
+                    entry.updated = Timestamp::now();
+                    if entry.is_idle() {
+                        self.sessions.remove(session);
+                    }
+                }
+            }
             if let Some(lock) = meta.lock {
                 self.locks.remove(&lock.token);
                 self.lock_deadlines
@@ -187,25 +257,20 @@ impl EntityState {
         meta.busy = false;
         meta.state = state;
         if state == MessageState::Active {
-            self.available.insert(sequence_number);
+            self.make_available(sequence_number);
             return true;
         }
         false
     }
 
-    fn lock(
-        &mut self,
-        sequence_number: i64,
-        lock_duration: Duration,
-        now: Timestamp,
-    ) -> Option<MessageLock> {
+    fn lock(&mut self, sequence_number: i64, locked_until: Timestamp) -> Option<MessageLock> {
+        self.make_unavailable(sequence_number);
         let meta = self.messages.get_mut(&sequence_number)?;
         let lock = MessageLock {
             token: Uuid::new_v4(),
-            locked_until: now.saturating_add(lock_duration),
+            locked_until,
         };
         meta.lock = Some(lock);
-        self.available.remove(&sequence_number);
         self.locks.insert(lock.token, sequence_number);
         self.lock_deadlines
             .insert((lock.locked_until, sequence_number));
@@ -213,14 +278,74 @@ impl EntityState {
     }
 }
 
+/// Takes up to `max` available messages in sequence order (outside sessions, or of
+/// `session`): locks them until `locked_until` (PeekLock) or marks them busy for deletion.
+/// Messages found expired are marked busy and returned separately for expiry.
+fn pick_available(
+    state: &mut EntityState,
+    session: Option<&str>,
+    max: usize,
+    mode: ReceiveMode,
+    locked_until: Timestamp,
+    now: Timestamp,
+) -> (Vec<(i64, Option<MessageLock>)>, Vec<i64>) {
+    let mut picked = Vec::new();
+    let mut expired = Vec::new();
+    let mut cursor = i64::MIN;
+    while picked.len() < max {
+        let Some(sequence_number) = state.next_available(session, cursor) else {
+            break;
+        };
+        cursor = sequence_number.saturating_add(1);
+        let Some(meta) = state.messages.get_mut(&sequence_number) else {
+            // Unreachable by the invariants; never loop on it.
+            match session {
+                Some(session) => {
+                    if let Some(entry) = state.sessions.get_mut(session) {
+                        entry.available.remove(&sequence_number);
+                    }
+                }
+                None => {
+                    state.available.remove(&sequence_number);
+                }
+            }
+            continue;
+        };
+        if meta.expires_at.is_some_and(|at| at <= now) {
+            meta.busy = true;
+            state.make_unavailable(sequence_number);
+            expired.push(sequence_number);
+            continue;
+        }
+        match mode {
+            ReceiveMode::PeekLock => {
+                let lock = state.lock(sequence_number, locked_until);
+                picked.push((sequence_number, lock));
+            }
+            ReceiveMode::ReceiveAndDelete => {
+                meta.busy = true;
+                state.make_unavailable(sequence_number);
+                picked.push((sequence_number, None));
+            }
+        }
+    }
+    (picked, expired)
+}
+
 /// A message's meta as rebuilt from its record (after a restart every lock has lapsed).
-fn meta_of(message: &StoredMessage) -> MessageMeta {
+/// `sessions`: whether the entity groups messages by session.
+fn meta_of(message: &StoredMessage, sessions: bool) -> MessageMeta {
     MessageMeta {
         state: message.state,
         scheduled_at: message.content.scheduled_enqueue_time,
         expires_at: message.expires_at,
         lock: None,
         busy: false,
+        session: if sessions {
+            message.content.session_id.as_deref().map(Arc::from)
+        } else {
+            None
+        },
     }
 }
 
@@ -315,7 +440,7 @@ impl EntityInner {
         state.last_sequence = last_sequence;
         let now = Timestamp::now();
         for message in messages {
-            let mut meta = meta_of(&message);
+            let mut meta = meta_of(&message, self.properties.requires_session);
             if meta.state == MessageState::Scheduled && meta.scheduled_at.is_none_or(|at| at <= now)
             {
                 meta.state = MessageState::Active;
@@ -470,7 +595,10 @@ impl EntityInner {
                     sequence_number,
                     record: encoded,
                 });
-                metas.push((sequence_number, meta_of(&record)));
+                metas.push((
+                    sequence_number,
+                    meta_of(&record, self.properties.requires_session),
+                ));
             }
             ops.push(WriteOp::SetLastSequence {
                 entity: self.id,
@@ -540,7 +668,10 @@ impl EntityInner {
                         sequence_number,
                         record: encoded,
                     });
-                    per_subscription[index].push((sequence_number, meta_of(&record)));
+                    per_subscription[index].push((
+                        sequence_number,
+                        meta_of(&record, subscription.properties.requires_session),
+                    ));
                 }
             }
             ops.push(WriteOp::SetLastSequence {
@@ -589,6 +720,26 @@ impl EntityInner {
         }
     }
 
+    /// Reads peeked messages, reporting the state the index knows (Scheduled → Active on
+    /// activation). A message settled between the index read and the record read is skipped.
+    fn read_peeked(
+        &self,
+        picked: Vec<(i64, MessageState)>,
+    ) -> Result<Vec<StoredMessage>, BrokerError> {
+        let sequence_numbers: Vec<i64> = picked.iter().map(|(s, _)| *s).collect();
+        let records = self.read_records(&sequence_numbers)?;
+        Ok(picked
+            .into_iter()
+            .zip(records)
+            .filter_map(|((_, state), record)| {
+                record.map(|mut message| {
+                    message.state = state;
+                    message
+                })
+            })
+            .collect())
+    }
+
     /// Reads the records of messages this caller has locked or marked busy.
     fn read_records(
         &self,
@@ -628,43 +779,12 @@ impl EntityInner {
         mode: ReceiveMode,
     ) -> Result<Vec<Delivery>, BrokerError> {
         self.check_receivable("receive")?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
         let now = Timestamp::now();
-        let mut picked: Vec<(i64, Option<MessageLock>)> = Vec::new();
-        let mut expired = Vec::new();
-        {
+        let locked_until = now.saturating_add(self.properties.lock_duration);
+        let (picked, expired) = {
             let mut state = self.state();
-            let mut cursor = i64::MIN;
-            while picked.len() < max {
-                let Some(sequence_number) = state.available.range(cursor..).next().copied() else {
-                    break;
-                };
-                cursor = sequence_number.saturating_add(1);
-                let Some(meta) = state.messages.get_mut(&sequence_number) else {
-                    state.available.remove(&sequence_number);
-                    continue;
-                };
-                if meta.expires_at.is_some_and(|at| at <= now) {
-                    meta.busy = true;
-                    state.available.remove(&sequence_number);
-                    expired.push(sequence_number);
-                    continue;
-                }
-                match mode {
-                    ReceiveMode::PeekLock => {
-                        let lock = state.lock(sequence_number, self.properties.lock_duration, now);
-                        picked.push((sequence_number, lock));
-                    }
-                    ReceiveMode::ReceiveAndDelete => {
-                        meta.busy = true;
-                        state.available.remove(&sequence_number);
-                        picked.push((sequence_number, None));
-                    }
-                }
-            }
-        }
+            pick_available(&mut state, None, max, mode, locked_until, now)
+        };
         if !expired.is_empty() {
             self.expire(expired);
         }
@@ -946,7 +1066,7 @@ impl EntityInner {
             },
         ];
         let source = Arc::clone(self);
-        let meta = meta_of(&record);
+        let meta = meta_of(&record, dlq.properties.requires_session);
         self.store.submit(
             ops,
             Box::new(move |result| {
@@ -1003,6 +1123,7 @@ impl EntityInner {
                     }
                 }
             }
+            state.lapse_session_locks(now);
             while let Some(&(at, sequence_number)) = state.schedule.first() {
                 if at > now {
                     break;
@@ -1011,7 +1132,7 @@ impl EntityInner {
                 if let Some(meta) = state.messages.get_mut(&sequence_number) {
                     if meta.state == MessageState::Scheduled && !meta.busy {
                         meta.state = MessageState::Active;
-                        state.available.insert(sequence_number);
+                        state.make_available(sequence_number);
                         activated = true;
                     }
                 }
@@ -1023,7 +1144,7 @@ impl EntityInner {
                 .map(|(_, s)| *s)
                 .collect();
             for sequence_number in due {
-                if state.available.remove(&sequence_number) {
+                if state.make_unavailable(sequence_number) {
                     if let Some(meta) = state.messages.get_mut(&sequence_number) {
                         meta.busy = true;
                         expired.push(sequence_number);
@@ -1296,19 +1417,7 @@ impl Entity {
                 .map(|(s, meta)| (*s, meta.state))
                 .collect()
         };
-        let sequence_numbers: Vec<i64> = picked.iter().map(|(s, _)| *s).collect();
-        let records = self.inner.read_records(&sequence_numbers)?;
-        Ok(picked
-            .into_iter()
-            .zip(records)
-            .filter_map(|((_, state), record)| {
-                // A message settled between the index read and the record read is skipped.
-                record.map(|mut message| {
-                    message.state = state;
-                    message
-                })
-            })
-            .collect())
+        self.inner.read_peeked(picked)
     }
 
     /// Receives deferred messages by sequence number (PeekLock locks them; they stay Deferred
@@ -1342,8 +1451,10 @@ impl Entity {
             for &sequence_number in sequence_numbers {
                 match mode {
                     ReceiveMode::PeekLock => {
-                        let lock =
-                            state.lock(sequence_number, self.inner.properties.lock_duration, now);
+                        let lock = state.lock(
+                            sequence_number,
+                            now.saturating_add(self.inner.properties.lock_duration),
+                        );
                         picked.push((sequence_number, lock));
                     }
                     ReceiveMode::ReceiveAndDelete => {

@@ -12,7 +12,9 @@
 //! | `MessageNotFound` | `com.microsoft:message-not-found` |
 //! | `MessageSizeExceeded` | `amqp:link:message-size-exceeded` |
 //! | `InvalidMessage` | `com.microsoft:argument-error` |
-//! | `SessionRequired` | `amqp:not-allowed` (Service Bus: `com.microsoft:session-lock-lost`… see issue 4) |
+//! | `SessionRequired` | `amqp:not-allowed` |
+//! | `SessionCannotBeLocked` | `com.microsoft:session-cannot-be-locked` |
+//! | `SessionLockLost` | `com.microsoft:session-lock-lost` |
 //! | `Store`, `Corrupt`, `ShuttingDown` | `amqp:internal-error` |
 
 use crate::config::ConfigError;
@@ -61,6 +63,12 @@ pub enum BrokerError {
     /// The entity requires sessions and the operation was not session-aware.
     #[error("`{entity}` requires sessions: receive through a session receiver")]
     SessionRequired { entity: String },
+    /// Another receiver holds the session.
+    #[error("session `{session_id}` of `{entity}` is locked by another receiver")]
+    SessionCannotBeLocked { entity: String, session_id: String },
+    /// The session lock expired, was released, or is held by someone else.
+    #[error("the lock on session `{session_id}` of `{entity}` was lost")]
+    SessionLockLost { entity: String, session_id: String },
     /// The durable store failed; the operation may not have been applied.
     #[error("store error while {context}: {message}")]
     Store {

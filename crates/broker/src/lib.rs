@@ -37,7 +37,7 @@ pub use config::{
     RuleFilter, SubscriptionConfig, TopicConfig, TopicProperties,
 };
 pub use duration::{format_duration, parse_duration, DurationParseError};
-pub use entity::{AvailabilityWatch, Entity, EntityKind, MessageCounts};
+pub use entity::{AvailabilityWatch, Entity, EntityKind, MessageCounts, SessionLock};
 pub use error::BrokerError;
 pub use filter::matches;
 pub use message::{

@@ -6,6 +6,7 @@
 //!   numbers are never reused even after every message was completed.
 //! - `entities`: case-folded entity path → `entity_id`, so ids stay stable when the config
 //!   gains or loses entities between runs.
+//! - `session_states`: `entity_id ‖ session id (UTF-8)` → session state blob.
 //!
 //! Writes go through [`Store::submit`]: the writer thread takes every request queued at that
 //! moment, applies them all in one transaction committed with `Durability::Immediate` (one
@@ -29,6 +30,7 @@ use crate::message::StoredMessage;
 const MESSAGES: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("messages");
 const SEQUENCES: TableDefinition<u32, u64> = TableDefinition::new("sequences");
 const ENTITIES: TableDefinition<&str, u32> = TableDefinition::new("entities");
+const SESSION_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("session_states");
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "busdrain-broker.redb";
@@ -50,6 +52,12 @@ pub(crate) enum WriteOp {
     Delete { entity: u32, sequence_number: i64 },
     /// Persist the last sequence number handed out by a queue or topic.
     SetLastSequence { entity: u32, last: i64 },
+    /// Set (`Some`) or clear (`None`) a session's state blob.
+    SetSessionState {
+        entity: u32,
+        session_id: String,
+        state: Option<bytes::Bytes>,
+    },
 }
 
 /// The outcome of a commit, shared by every request in it.
@@ -78,12 +86,21 @@ pub(crate) struct Recovered {
     pub last_sequences: HashMap<u32, i64>,
     /// Entity ids by case-folded path, including ones assigned just now.
     pub entity_ids: HashMap<String, u32>,
+    /// Session state blobs per entity id.
+    pub session_states: HashMap<u32, Vec<(String, Vec<u8>)>>,
 }
 
 fn key(entity: u32, sequence_number: i64) -> [u8; 12] {
     let mut key = [0u8; 12];
     key[..4].copy_from_slice(&entity.to_be_bytes());
     key[4..].copy_from_slice(&(sequence_number as u64).to_be_bytes());
+    key
+}
+
+fn session_key(entity: u32, session_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + session_id.len());
+    key.extend_from_slice(&entity.to_be_bytes());
+    key.extend_from_slice(session_id.as_bytes());
     key
 }
 
@@ -129,7 +146,7 @@ impl Store {
             Database::create(&path).map_err(|e| BrokerError::store("opening the database", e))?;
 
         let entity_ids = assign_entity_ids(&db, entity_keys)?;
-        let (messages, last_sequences) = load_everything(&db)?;
+        let (messages, last_sequences, session_states) = load_everything(&db)?;
 
         let db = Arc::new(db);
         let (sender, receiver) = mpsc::channel();
@@ -152,6 +169,7 @@ impl Store {
                 messages,
                 last_sequences,
                 entity_ids,
+                session_states,
             },
         ))
     }
@@ -254,11 +272,17 @@ fn assign_entity_ids(
         .map_err(|e| BrokerError::store(context, e))?;
     txn.open_table(SEQUENCES)
         .map_err(|e| BrokerError::store(context, e))?;
+    txn.open_table(SESSION_STATES)
+        .map_err(|e| BrokerError::store(context, e))?;
     txn.commit().map_err(|e| BrokerError::store(context, e))?;
     Ok(ids)
 }
 
-type Loaded = (HashMap<u32, Vec<StoredMessage>>, HashMap<u32, i64>);
+type Loaded = (
+    HashMap<u32, Vec<StoredMessage>>,
+    HashMap<u32, i64>,
+    HashMap<u32, Vec<(String, Vec<u8>)>>,
+);
 
 fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
     let context = "loading messages";
@@ -283,7 +307,27 @@ fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
         let (entity, last) = entry.map_err(|e| BrokerError::store(context, e))?;
         last_sequences.insert(entity.value(), last.value() as i64);
     }
-    Ok((messages, last_sequences))
+    let mut session_states: HashMap<u32, Vec<(String, Vec<u8>)>> = HashMap::new();
+    let table = txn
+        .open_table(SESSION_STATES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    for entry in table.iter().map_err(|e| BrokerError::store(context, e))? {
+        let (k, v) = entry.map_err(|e| BrokerError::store(context, e))?;
+        let key = k.value();
+        if key.len() < 4 {
+            return Err(BrokerError::Corrupt {
+                detail: "session state key shorter than an entity id".to_owned(),
+            });
+        }
+        let mut entity = [0u8; 4];
+        entity.copy_from_slice(&key[..4]);
+        let session_id = String::from_utf8_lossy(&key[4..]).into_owned();
+        session_states
+            .entry(u32::from_be_bytes(entity))
+            .or_default()
+            .push((session_id, v.value().to_vec()));
+    }
+    Ok((messages, last_sequences, session_states))
 }
 
 /// The writer loop: block for one request, gather whatever else is queued, commit once.
@@ -340,6 +384,9 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
         let mut sequences = txn
             .open_table(SEQUENCES)
             .map_err(|e| BrokerError::store(context, e))?;
+        let mut sessions = txn
+            .open_table(SESSION_STATES)
+            .map_err(|e| BrokerError::store(context, e))?;
         for op in batch.iter().flat_map(|request| &request.ops) {
             match op {
                 WriteOp::Put {
@@ -358,6 +405,18 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
                     messages
                         .remove(key(*entity, *sequence_number))
                         .map_err(|e| BrokerError::store(context, e))?;
+                }
+                WriteOp::SetSessionState {
+                    entity,
+                    session_id,
+                    state,
+                } => {
+                    let key = session_key(*entity, session_id);
+                    match state {
+                        Some(blob) => sessions.insert(key.as_slice(), blob.as_ref()).map(|_| ()),
+                        None => sessions.remove(key.as_slice()).map(|_| ()),
+                    }
+                    .map_err(|e| BrokerError::store(context, e))?;
                 }
                 WriteOp::SetLastSequence { entity, last } => {
                     sequences
