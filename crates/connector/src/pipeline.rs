@@ -112,6 +112,7 @@ impl<O: SourceOpener> Receiver<O> {
             if !self.wait_until_healthy().await {
                 break;
             }
+            let asked = tokio::time::Instant::now();
             let opened = if self.route.plan.sessions {
                 self.opener
                     .accept_next_session(&self.route.plan.entity, self.route.plan.receive_wait)
@@ -124,7 +125,14 @@ impl<O: SourceOpener> Receiver<O> {
                     backoff = reopen_backoff();
                     source
                 }
-                Err(SourceError::NoSessionAvailable) => continue,
+                Err(SourceError::NoSessionAvailable) => {
+                    // The source waits for a session itself; if it answered at once, pause so
+                    // an idle session entity is not polled in a tight loop.
+                    if asked.elapsed() < Duration::from_millis(100) {
+                        self.pause(Duration::from_millis(500)).await;
+                    }
+                    continue;
+                }
                 Err(error) => {
                     self.route.metrics.receive_errors.increment(1);
                     let delay = backoff.next().unwrap_or(Duration::from_secs(30));
