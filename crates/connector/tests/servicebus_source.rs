@@ -811,6 +811,9 @@ async fn the_connector_recovers_after_the_broker_restarts() {
         .complete(first[0].lock_token)
         .await
         .expect("complete");
+    // A link settlement is fire-and-forget (see the source's notes): give the broker a moment
+    // to apply it before the crash, or the completed message is legitimately redelivered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     emulator.kill();
     let started = Instant::now();
