@@ -217,7 +217,22 @@ pub(crate) fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
 }
 
 fn decode<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, FrameError> {
-    serde_amqp::from_slice(bytes).map_err(|e| FrameError::Decode(e.to_string()))
+    from_slice_checked(bytes).map_err(FrameError::Decode)
+}
+
+/// `serde_amqp::from_slice` that never panics and never allocates beyond the input: the
+/// bytes are first checked structurally (lengths, counts, nesting; see `validate.rs`).
+/// serde_amqp 0.18 also overflows an addition on
+/// hostile list counts (found by the `decode_frame` fuzz target: `de.rs`,
+/// `field_count += consume_list_header()`), which panics in builds with overflow checks.
+/// Use this for every decode of bytes that came from the network (messages, request
+/// bodies), not only frames.
+pub fn from_slice_checked<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
+    crate::validate::validate_values(bytes)?;
+    match std::panic::catch_unwind(|| serde_amqp::from_slice(bytes)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err("malformed AMQP encoding".to_string()),
+    }
 }
 
 /// Descriptor code and total encoded length of the described list at the start of `buf`.
@@ -309,4 +324,231 @@ fn symbolic_code(name: &[u8]) -> Result<u64, FrameError> {
         }
     };
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::encode;
+    use crate::types::definitions::{AmqpError, ErrorCondition, Role};
+    use crate::types::messaging::{Accepted, DeliveryState};
+
+    fn one_frame(out: &BytesMut) -> Frame {
+        let size = peek_frame_size(out, u32::MAX).unwrap().unwrap();
+        assert_eq!(size, out.len(), "exactly one frame expected");
+        decode_frame(out).unwrap()
+    }
+
+    #[test]
+    fn encoded_performatives_decode_back() {
+        let mut out = BytesMut::new();
+        encode::transfer(
+            &mut out,
+            3,
+            &encode::TransferFields {
+                handle: 7,
+                first: Some((42, &[1, 2, 3], 0x8001_3700, false)),
+                more: true,
+            },
+            b"payload",
+        );
+        let frame = one_frame(&out);
+        assert_eq!(frame.channel, 3);
+        let FrameBody::Amqp {
+            performative: Performative::Transfer(t),
+            payload,
+        } = frame.body
+        else {
+            panic!("expected transfer");
+        };
+        assert_eq!(t.handle.0, 7);
+        assert_eq!(t.delivery_id, Some(42));
+        assert_eq!(t.delivery_tag.map(|b| b.to_vec()), Some(vec![1, 2, 3]));
+        assert_eq!(t.message_format, Some(0x8001_3700));
+        assert!(t.more);
+        assert_eq!(&payload[..], b"payload");
+
+        out.clear();
+        encode::disposition(
+            &mut out,
+            0,
+            Role::Receiver,
+            5,
+            9,
+            true,
+            &DeliveryState::Accepted(Accepted {}),
+        )
+        .unwrap();
+        let FrameBody::Amqp {
+            performative: Performative::Disposition(d),
+            ..
+        } = one_frame(&out).body
+        else {
+            panic!("expected disposition");
+        };
+        assert_eq!(
+            (d.role, d.first, d.last, d.settled),
+            (Role::Receiver, 5, Some(9), true)
+        );
+        assert!(matches!(d.state, Some(DeliveryState::Accepted(_))));
+
+        out.clear();
+        let error = crate::types::definitions::Error::new(
+            AmqpError::NotFound,
+            Some("gone".to_string()),
+            None,
+        );
+        encode::detach(&mut out, 1, 4, true, Some(&error)).unwrap();
+        let FrameBody::Amqp {
+            performative: Performative::Detach(detach),
+            ..
+        } = one_frame(&out).body
+        else {
+            panic!("expected detach");
+        };
+        assert_eq!(detach.handle.0, 4);
+        assert_eq!(
+            detach.error.map(|e| e.condition),
+            Some(ErrorCondition::AmqpError(AmqpError::NotFound))
+        );
+    }
+
+    #[test]
+    fn flow_encodes_every_field_with_large_numbers() {
+        let mut out = BytesMut::new();
+        encode::flow(
+            &mut out,
+            0,
+            &encode::FlowFields {
+                next_incoming_id: Some(u32::MAX),
+                incoming_window: 300,
+                next_outgoing_id: 0,
+                outgoing_window: 65536,
+                link: Some((1, 70_000, 255, true)),
+            },
+        );
+        // list32 count of an 11-field flow.
+        assert_eq!(&out[8..12], &[0x00, 0x53, 0x13, 0xd0]);
+        assert_eq!(u32::from_be_bytes([out[16], out[17], out[18], out[19]]), 11);
+        let FrameBody::Amqp {
+            performative: Performative::Flow(f),
+            ..
+        } = one_frame(&out).body
+        else {
+            panic!("expected flow");
+        };
+        assert_eq!(f.next_incoming_id, Some(u32::MAX));
+        assert_eq!(f.delivery_count, Some(70_000));
+        assert_eq!(f.link_credit, Some(255));
+        assert!(f.drain);
+    }
+
+    #[test]
+    fn empty_frame_is_a_keep_alive() {
+        let mut out = BytesMut::new();
+        encode::empty_frame(&mut out);
+        assert!(matches!(one_frame(&out).body, FrameBody::Empty));
+    }
+
+    #[test]
+    fn header_errors_map_to_amqp_conditions() {
+        assert_eq!(peek_frame_size(&[0, 0, 0], 512), Ok(None));
+        assert_eq!(
+            peek_frame_size(&[0, 0, 0, 7], 512),
+            Err(FrameError::TooSmall(7))
+        );
+        assert!(matches!(
+            peek_frame_size(&[0, 0, 2, 1], 512),
+            Err(FrameError::TooLarge {
+                size: 513,
+                max: 512
+            })
+        ));
+        assert!(matches!(
+            decode_frame(&[0, 0, 0, 8, 1, 0, 0, 0]),
+            Err(FrameError::BadDataOffset(1))
+        ));
+        assert!(matches!(
+            decode_frame(&[0, 0, 0, 8, 2, 7, 0, 0]),
+            Err(FrameError::UnknownType(7))
+        ));
+        assert!(matches!(
+            decode_frame(&[0, 0, 0, 9, 2, 0, 0, 0]),
+            Err(FrameError::LengthMismatch { .. })
+        ));
+        assert_eq!(
+            FrameError::TooSmall(3).condition(),
+            ErrorCondition::AmqpError(AmqpError::FrameSizeTooSmall)
+        );
+        assert_eq!(
+            FrameError::Decode(String::new()).condition(),
+            ErrorCondition::AmqpError(AmqpError::DecodeError)
+        );
+    }
+
+    #[test]
+    fn truncated_and_unknown_bodies_are_decode_errors() {
+        // Unknown descriptor 0x30.
+        let frame = [0, 0, 0, 12, 2, 0, 0, 0, 0x00, 0x53, 0x30, 0x45];
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Decode(_))));
+        // List size pointing past the end of the frame.
+        let frame = [0, 0, 0, 14, 2, 0, 0, 0, 0x00, 0x53, 0x10, 0xc0, 0x40, 0x01];
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Decode(_))));
+        // Symbolic descriptor is accepted: `amqp:close:list` with an empty list.
+        let mut frame = vec![0, 0, 0, 0, 2, 0, 0, 0, 0x00, 0xa3, 15];
+        frame.extend_from_slice(b"amqp:close:list");
+        frame.push(0x45);
+        let len = frame.len() as u32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(
+            decode_frame(&frame).unwrap().body,
+            FrameBody::Amqp {
+                performative: Performative::Close(_),
+                ..
+            }
+        ));
+    }
+
+    /// Found by the `decode_frame` fuzz target: a source list claiming 2^32-1 fields made
+    /// serde_amqp overflow (a panic with overflow checks).
+    #[test]
+    fn hostile_list_count_is_an_error_not_a_panic() {
+        let mut frame = vec![0, 0, 0, 100, 2, 0, 0, 0];
+        frame.extend_from_slice(&[
+            0x00, 0x53, 0x12, 0xc0, 0x1c, 0x07, 0xa1, 0x01, 0x73, 0x43, 0x42, 0x50, 0x00, 0x50,
+            0x01, 0x00, 0x53, 0x28, 0xd0,
+        ]);
+        let tail = [
+            0x04, 0x01, 0xa1, 0, 0, 0, 0x53, 0x29, 0xc0, 0x04, 0x01, 0x75, 0x2b, 0x71,
+        ];
+        frame.resize(100 - tail.len(), 0xff);
+        frame.extend_from_slice(&tail);
+        // The plain decoder really does panic on it (in builds with overflow checks) ...
+        let previous_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let raw = std::panic::catch_unwind(|| {
+            let _ = serde_amqp::from_slice::<Attach>(&frame[8..]);
+        });
+        std::panic::set_hook(previous_hook);
+        if cfg!(debug_assertions) {
+            assert!(
+                raw.is_err(),
+                "serde_amqp no longer panics: this guard may be obsolete"
+            );
+        }
+        // ... while ours reports a decode error.
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Decode(_))));
+    }
+
+    /// Found by the `connection` fuzz target: an open whose hostname is a str32 claiming
+    /// 0xb1b1b1b1 bytes made serde_amqp allocate ~3 GB.
+    #[test]
+    fn huge_declared_string_is_rejected_before_allocation() {
+        let mut frame = vec![0, 0, 0, 33, 2, 0, 0, 0, 0x00, 0x53, 0x10, 0xc0, 0x14, 0x05];
+        frame.extend_from_slice(&[0xa1, 0x03, b'r', b'a', b'w', 0xb1]);
+        frame.resize(33, 0xb1);
+        assert!(matches!(decode_frame(&frame), Err(FrameError::Decode(_))));
+    }
 }

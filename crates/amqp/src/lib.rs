@@ -12,6 +12,7 @@ pub mod frame;
 mod handshake;
 mod link;
 mod session;
+mod validate;
 
 pub use config::{ConnectionConfig, CreditMode, DEFAULT_SASL_MECHANISMS};
 pub use connection::{accept, Connection, ConnectionDriver, ConnectionEvent, OpenInfo};
@@ -19,7 +20,7 @@ pub use delivery::{
     DispositionEvent, IncomingDelivery, OutgoingDelivery, MESSAGE_FORMAT_AMQP, MESSAGE_FORMAT_BATCH,
 };
 pub use error::{ConnectionError, SendError};
-pub use frame::{decode_frame, Frame, FrameBody, FrameError, SaslBody};
+pub use frame::{decode_frame, from_slice_checked, Frame, FrameBody, FrameError, SaslBody};
 pub use link::{
     AttachReply, IncomingAttach, IncomingLink, IncomingLinkEvent, Link, LinkDirection, LinkInfo,
     OutgoingLink, OutgoingLinkEvent, SessionId,

@@ -169,6 +169,12 @@ impl IncomingAttach {
         }
     }
 
+    /// Accept with [`AttachReply::echo`] of the client's attach.
+    pub fn accept_echo(self) -> Link {
+        let reply = AttachReply::echo(&self.attach);
+        self.accept(reply)
+    }
+
     /// Refuse the link: the engine answers with an attach carrying no source/target, then
     /// a `detach` (closed) with `error`.
     pub fn refuse(mut self, error: Error) {
