@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,23 +26,7 @@ use busdrain_connector::{service, CancellationToken};
 use scylla::client::session::Session;
 use scylla::value::{CqlValue, Row};
 
-use support::run_cql;
-
-fn busdrain_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("BUSDRAIN_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let binary = target.join("debug/busdrain");
-    assert!(
-        binary.is_file(),
-        "{} is missing: run `cargo build -p busdrain` first",
-        binary.display()
-    );
-    binary
-}
+use support::{busdrain_binary, free_port, run_cql};
 
 /// The emulator process, killed on drop.
 struct EmulatorProcess {
@@ -54,10 +38,7 @@ struct EmulatorProcess {
 impl EmulatorProcess {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = free_port();
         let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log");
         let child = Command::new(busdrain_binary())
             .args(["emulator", "--http", "off", "--listen"])

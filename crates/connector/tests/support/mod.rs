@@ -20,6 +20,32 @@ use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// The `busdrain` binary for tests that run the emulator as a process: `BUSDRAIN_BIN`, else
+/// `target/debug/busdrain` (test binaries of another crate get no `CARGO_BIN_EXE_busdrain`).
+pub fn busdrain_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("BUSDRAIN_BIN") {
+        return path.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let binary = target.join("debug").join("busdrain");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run `cargo build -p busdrain` first, or set BUSDRAIN_BIN",
+        binary.display()
+    );
+    binary
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the kernel hands out a free port")
+}
+
 pub async fn run_cql(session: &Session, cql: &str) {
     if let Err(e) = session.query_unpaged(cql, &[]).await {
         panic!("{cql}: {e}");
