@@ -411,11 +411,21 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A config file's text (after environment overrides), kept so later checks can point at lines.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LoadedConfig {
     pub config: Config,
     pub path: PathBuf,
+    /// The raw text holds secrets: it is left out of `Debug`.
     pub text: String,
+}
+
+impl fmt::Debug for LoadedConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedConfig")
+            .field("config", &self.config)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LoadedConfig {
@@ -750,7 +760,7 @@ ts = "enqueued_time"
     #[test]
     fn secrets_never_show_in_debug_output() {
         let loaded = load(MINIMAL).expect("valid");
-        let debug = format!("{:?}", loaded.config);
+        let debug = format!("{loaded:?}");
         assert!(!debug.contains("s3cr3t"), "{debug}");
         assert!(debug.contains("***"));
     }
