@@ -35,8 +35,9 @@ def test_wrong_key_is_refused(settings, client, queue_of):
     queue = queue_of("auth")
     wrong = with_key(settings.connection, "bm90IHRoZSByaWdodCBrZXk=")
     with ServiceBusClient.from_connection_string(wrong, **NO_RETRY) as bad_client:
-        with bad_client.get_queue_sender(queue.name) as sender:
-            with pytest.raises(ServiceBusAuthenticationError):
+        # Opening the sender (entering the block) already puts the token on $cbs.
+        with pytest.raises(ServiceBusAuthenticationError):
+            with bad_client.get_queue_sender(queue.name) as sender:
                 sender.send_messages(ServiceBusMessage(b"must not arrive"))
     _assert_queue_empty(client, queue.name)
 
@@ -45,8 +46,9 @@ def test_listen_only_policy_cannot_send_but_can_receive(settings, client, queue_
     queue = queue_of("auth")
     listen = _policy_connection(settings, "listen_connection")
     with ServiceBusClient.from_connection_string(listen, **NO_RETRY) as listen_client:
-        with listen_client.get_queue_sender(queue.name) as sender:
-            with pytest.raises(ServiceBusAuthorizationError):
+        # The token is valid, the attach of a sending link is refused (amqp:unauthorized-access).
+        with pytest.raises(ServiceBusAuthorizationError):
+            with listen_client.get_queue_sender(queue.name) as sender:
                 sender.send_messages(ServiceBusMessage(b"must not arrive"))
         _assert_queue_empty(client, queue.name)
 
@@ -68,8 +70,8 @@ def test_send_only_policy_cannot_receive_but_can_send(settings, client, queue_of
     with ServiceBusClient.from_connection_string(send, **NO_RETRY) as send_client:
         with send_client.get_queue_sender(queue.name) as sender:
             sender.send_messages(ServiceBusMessage(b"from the sender", message_id=message_id))
-        with send_client.get_queue_receiver(queue.name, max_wait_time=5) as receiver:
-            with pytest.raises(ServiceBusAuthorizationError):
+        with pytest.raises(ServiceBusAuthorizationError):
+            with send_client.get_queue_receiver(queue.name, max_wait_time=5) as receiver:
                 receiver.receive_messages(max_message_count=1, max_wait_time=5)
 
     # The refused receiver took nothing: the root policy receives the message untouched.

@@ -1,14 +1,11 @@
-"""Duplicate detection (emulator part 2, issue 4): with RequiresDuplicateDetection, a second
+"""Duplicate detection: with RequiresDuplicateDetection, a second
 message with the same MessageId inside the window is accepted but not enqueued."""
 
 from __future__ import annotations
 
-import pytest
 from azure.servicebus import ServiceBusMessage
 
 from helpers import assert_nothing_to_receive, body_of, receive_exactly
-
-pytestmark = pytest.mark.xfail(strict=True, reason="emulator part 2 (issue 4): duplicate detection not implemented yet")
 
 
 def test_same_message_id_is_enqueued_once(client, queue_of):

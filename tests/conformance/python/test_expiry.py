@@ -74,7 +74,7 @@ def test_expired_message_is_dropped_without_dead_lettering(client, queue_of):
 
 
 def test_unexpired_message_is_delivered_with_its_ttl(client, queue_of):
-    queue = queue_of("ttl-dlq")
+    queue = queue_of("ttl-live")
     message_id = unique_id("ttl-live")
     with client.get_queue_sender(queue.name) as sender:
         sender.send_messages(ServiceBusMessage(b"long-lived", message_id=message_id, time_to_live=timedelta(minutes=5)))

@@ -27,20 +27,21 @@ def test_renew_lock_moves_locked_until_forward_and_keeps_the_message_locked(clie
         [message] = receive_exactly(receiver, 1)
         first_until = message.locked_until_utc
         assert first_until is not None
-        time.sleep(lock * 0.5)
+        # Renew late in the lock, so the renewed lock leaves a margin past the original one.
+        time.sleep(lock * 0.7)
 
         renewed_until = receiver.renew_message_lock(message)
-        assert renewed_until > first_until + timedelta(seconds=lock * 0.4), (first_until, renewed_until)
+        assert renewed_until > first_until + timedelta(seconds=lock * 0.5), (first_until, renewed_until)
         assert message.locked_until_utc == renewed_until
         expected = datetime.now(timezone.utc) + queue.lock_duration
         assert abs((renewed_until - expected).total_seconds()) < 2.0
 
         # Past the original lock, within the renewed one: nobody else gets the message ...
-        time.sleep(lock * 0.5 + 1.0)
-        assert datetime.now(timezone.utc) > first_until
+        time.sleep(max(0.0, (first_until - datetime.now(timezone.utc)).total_seconds()) + 0.3)
         with client.get_queue_receiver(queue.name) as other:
             assert_nothing_to_receive(other, wait_s=1.0)
         # ... and the holder can still complete it.
+        assert datetime.now(timezone.utc) < renewed_until, "test too slow: the renewed lock lapsed"
         receiver.complete_message(message)
 
     with client.get_queue_receiver(queue.name) as receiver:
@@ -105,7 +106,7 @@ def test_max_delivery_count_by_abandon_dead_letters_the_message(client, queue_of
 
 
 def test_max_delivery_count_by_lock_expiry_dead_letters_the_message(client, queue_of):
-    queue = queue_of("maxdelivery")
+    queue = queue_of("maxdelivery-expiry")
     lock = queue.lock_duration.total_seconds()
     message_id = unique_id("maxdel-expiry")
     with client.get_queue_sender(queue.name) as sender:

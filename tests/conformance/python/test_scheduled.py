@@ -1,4 +1,4 @@
-"""Scheduled messages (emulator part 2, issue 4): schedule_messages, cancel, and
+"""Scheduled messages: schedule_messages, cancel, and
 ScheduledEnqueueTimeUtc on an ordinary send; visible to peek as Scheduled."""
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from azure.servicebus import ServiceBusMessage, ServiceBusMessageState
 
 from helpers import assert_nothing_to_receive, body_of, receive_exactly
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xfail(strict=True, reason="emulator part 2 (issue 4): scheduled messages not implemented yet"),
-]
+pytestmark = pytest.mark.slow
 
 DELAY = timedelta(seconds=4)
 

@@ -91,7 +91,7 @@ def test_properties_round_trip(client, queue_of):
 
 
 def test_broker_properties_are_stamped(client, queue_of):
-    queue = queue_of("props")
+    queue = queue_of("broker")
     before = datetime.now(timezone.utc)
     with client.get_queue_sender(queue.name) as sender:
         sender.send_messages(ServiceBusMessage(b"first", message_id="first"))

@@ -30,7 +30,7 @@ def test_one_megabyte_message_round_trips(client, queue_of):
 
 
 def test_oversized_message_is_refused(client, queue_of):
-    queue = queue_of("large")
+    queue = queue_of("oversize")
     with client.get_queue_sender(queue.name) as sender:
         with pytest.raises(MessageSizeExceededError):
             sender.send_messages(ServiceBusMessage(b"x" * OVERSIZED_BODY, message_id=unique_id("too-big")))
@@ -46,7 +46,7 @@ def test_oversized_message_is_refused(client, queue_of):
 
 
 def test_full_batch_is_accepted(client, queue_of):
-    queue = queue_of("large")
+    queue = queue_of("fullbatch")
     chunk = os.urandom(16 * 1024)
     with client.get_queue_sender(queue.name) as sender:
         batch = sender.create_message_batch()

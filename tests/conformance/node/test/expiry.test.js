@@ -92,7 +92,7 @@ describe("expiry", () => {
   });
 
   it("an unexpired message is delivered with its timeToLive", async () => {
-    const queue = queueOf("ttl-dlq");
+    const queue = queueOf("ttl-live");
     const messageId = uniqueId("ttl-live");
     const sender = client.createSender(queue.name);
     await sender.sendMessages({ body: Buffer.from("long-lived"), messageId, timeToLive: 5 * 60 * 1000 });

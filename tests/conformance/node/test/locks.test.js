@@ -34,18 +34,21 @@ describe("locks", () => {
     const [message] = await receiveExactly(receiver, 1);
     assert.ok(message, "no message received");
     const firstUntil = message.lockedUntilUtc.getTime();
-    await sleep(lockMs * 0.5);
+    // Renew late in the lock, so the renewed lock leaves a margin past the original one.
+    await sleep(lockMs * 0.7);
 
     const renewed = await receiver.renewMessageLock(message);
-    assert.ok(renewed.getTime() > firstUntil + lockMs * 0.4, `renewed ${renewed.toISOString()}`);
+    assert.ok(renewed.getTime() > firstUntil + lockMs * 0.5, `renewed ${renewed.toISOString()}`);
     assert.equal(message.lockedUntilUtc.getTime(), renewed.getTime());
     assert.ok(Math.abs(renewed.getTime() - (Date.now() + lockMs)) < 2000);
 
-    await sleep(lockMs * 0.5 + 1000);
-    assert.ok(Date.now() > firstUntil);
+    // Past the original lock, within the renewed one: nobody else gets the message ...
+    await sleep(Math.max(0, firstUntil - Date.now()) + 300);
     const other = client.createReceiver(queue.name, receiverOptions());
     await assertNothingToReceive(other, 1000);
     await other.close();
+    // ... and the holder can still complete it.
+    assert.ok(Date.now() < renewed.getTime(), "test too slow: the renewed lock lapsed");
     await receiver.completeMessage(message);
     await receiver.close();
 
@@ -119,7 +122,7 @@ describe("locks", () => {
   });
 
   it("MaxDeliveryCount reached by lock expiry dead-letters the message", async () => {
-    const queue = queueOf("maxdelivery");
+    const queue = queueOf("maxdelivery-expiry");
     const lockMs = queue.lockDurationMs;
     const messageId = uniqueId("maxdel-expiry");
     const sender = client.createSender(queue.name);

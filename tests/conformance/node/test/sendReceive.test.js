@@ -110,7 +110,7 @@ describe("send and receive", () => {
   });
 
   it("stamps broker properties: sequence number, enqueued time, locked until", async () => {
-    const queue = queueOf("props");
+    const queue = queueOf("broker");
     const before = Date.now();
     const sender = client.createSender(queue.name);
     await sender.sendMessages({ body: Buffer.from("first"), messageId: "first" });

@@ -44,7 +44,7 @@ describe("message sizes", () => {
   });
 
   it("an oversized message is refused and nothing is stored", async () => {
-    const queue = queueOf("large");
+    const queue = queueOf("oversize");
     const sender = client.createSender(queue.name);
     await assertServiceBusError(
       sender.sendMessages({ body: Buffer.alloc(OVERSIZED_BODY, 120), messageId: uniqueId("too-big") }),
@@ -67,7 +67,7 @@ describe("message sizes", () => {
   });
 
   it("a batch filled to the advertised size is accepted whole", async () => {
-    const queue = queueOf("large");
+    const queue = queueOf("fullbatch");
     const chunk = randomBytes(16 * 1024);
     const sender = client.createSender(queue.name);
     const batch = await sender.createMessageBatch();
