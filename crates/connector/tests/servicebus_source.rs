@@ -4,10 +4,12 @@
 //! Needs the binary: `cargo build -p busdrain` (or set `BUSDRAIN_BIN`). Each test starts its
 //! own emulator on free ports with a fresh data directory and kills it when done.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,34 +20,10 @@ use busdrain_connector::source::{
 };
 use time::OffsetDateTime;
 
+use support::{busdrain_binary, free_port};
+
 const KEY_NAME: &str = "RootManageSharedAccessKey";
 const KEY: &str = "SAS_KEY_VALUE";
-
-/// Where `cargo build -p busdrain` puts the binary; test binaries of another crate do not get
-/// `CARGO_BIN_EXE_busdrain`.
-fn busdrain_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("BUSDRAIN_BIN") {
-        return PathBuf::from(path);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let binary = target.join("debug/busdrain");
-    assert!(
-        binary.is_file(),
-        "the emulator binary {} does not exist: run `cargo build -p busdrain` first (or set \
-         BUSDRAIN_BIN)",
-        binary.display()
-    );
-    binary
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("the kernel hands out a free port")
-}
 
 fn queue(name: &str, lock_duration: &str, requires_session: bool) -> serde_json::Value {
     serde_json::json!({
