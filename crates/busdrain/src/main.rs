@@ -40,6 +40,8 @@ enum Command {
     Send(cmd::send::SendArgs),
     /// Run the durable Service Bus-compatible AMQP 1.0 emulator.
     Emulator(cmd::emulator::EmulatorArgs),
+    /// Benchmark: Cassandra ceiling, emulator, connector end to end, Python reference.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -74,6 +76,7 @@ fn main() -> std::process::ExitCode {
             Command::Validate(args) => cmd::validate::execute(args).await,
             Command::Send(args) => cmd::send::execute(args).await,
             Command::Emulator(args) => cmd::emulator::execute(args).await,
+            Command::Bench(args) => cmd::bench::execute(args).await,
         }
     });
     match result {

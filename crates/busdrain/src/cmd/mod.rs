@@ -1,5 +1,6 @@
 //! One module per subcommand. Each exposes an `Args` struct (clap) and `execute`.
 
+pub mod bench;
 pub mod emulator;
 pub mod run;
 pub mod send;
