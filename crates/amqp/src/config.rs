@@ -40,7 +40,7 @@ impl Default for ConnectionConfig {
             container_id: "busdrain".to_string(),
             max_frame_size: 256 * 1024,
             channel_max: 255,
-            handle_max: 1023,
+            handle_max: 255,
             idle_timeout: Some(Duration::from_secs(240)),
             session_incoming_window: 5000,
             max_message_size: 1024 * 1024,

@@ -44,6 +44,37 @@ const COMMAND_BATCH: usize = 512;
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Hand the output buffer to the writer once it is this large, even mid-batch.
 const FLUSH_THRESHOLD: usize = 256 * 1024;
+/// Output handed to the writer but not yet written to the socket, above which we stop
+/// reading from the client until it reads what we sent. Bounds memory against a client
+/// that provokes answers (echo flows, attaches) but never reads.
+const MAX_QUEUED_OUTPUT: usize = 8 * 1024 * 1024;
+
+/// Bytes queued for the writer task, and a signal when the queue has drained.
+#[derive(Default)]
+struct OutputQueue {
+    queued: std::sync::atomic::AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+impl OutputQueue {
+    fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn add(&self, n: usize) {
+        self.queued
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn written(&self, n: usize) {
+        let before = self
+            .queued
+            .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+        if before > MAX_QUEUED_OUTPUT && before - n <= MAX_QUEUED_OUTPUT {
+            self.drained.notify_one();
+        }
+    }
+}
 
 pub(crate) async fn run<IO>(driver: ConnectionDriver<IO>) -> Result<(), ConnectionError>
 where
@@ -76,7 +107,8 @@ where
 
     let (reader, writer) = tokio::io::split(io);
     let (writer_tx, writer_rx) = unbounded_channel();
-    let writer_task = tokio::spawn(write_loop(writer, writer_rx));
+    let output = Arc::new(OutputQueue::default());
+    let writer_task = tokio::spawn(write_loop(writer, writer_rx, output.clone()));
     let now = Instant::now();
     let mut engine = Engine {
         handshake_deadline: now + config.handshake_timeout,
@@ -85,6 +117,7 @@ where
         commands: commands_tx,
         out: BytesMut::with_capacity(16 * 1024),
         writer: writer_tx,
+        output,
         sasl_mechanism,
         opened: false,
         peer_max_frame: MIN_MAX_FRAME_SIZE as usize,
@@ -109,11 +142,14 @@ where
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     mut chunks: UnboundedReceiver<Bytes>,
+    output: Arc<OutputQueue>,
 ) -> std::io::Result<()> {
     while let Some(chunk) = chunks.recv().await {
         writer.write_all(&chunk).await?;
+        output.written(chunk.len());
         while let Ok(more) = chunks.try_recv() {
             writer.write_all(&more).await?;
+            output.written(more.len());
         }
         writer.flush().await?;
     }
@@ -152,6 +188,7 @@ struct Engine {
     commands: CommandSender,
     out: BytesMut,
     writer: UnboundedSender<Bytes>,
+    output: Arc<OutputQueue>,
     sasl_mechanism: Option<String>,
     opened: bool,
     handshake_deadline: Instant,
@@ -197,13 +234,16 @@ impl Engine {
                 ));
             }
             inbuf.reserve(8 * 1024);
+            let backpressured = self.output.queued() > MAX_QUEUED_OUTPUT;
+            let output = self.output.clone();
             let step = tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.apply_commands(command, &mut commands),
                     // The engine holds a sender itself, so this cannot happen.
                     None => Ok(()),
                 },
-                read = reader.read_buf(&mut inbuf) => match read {
+                _ = output.drained.notified(), if backpressured => Ok(()),
+                read = reader.read_buf(&mut inbuf), if !backpressured => match read {
                     Ok(0) => {
                         eof = true;
                         Ok(())
@@ -805,17 +845,33 @@ impl Engine {
                     }
                 }
             }
-            // The client (sender) settles its own deliveries after our unsettled outcome.
+            // The client (sender) settles deliveries it sent before we did: they no longer
+            // occupy a credit slot, and our later settlement has nothing left to send.
             Role::Sender => {
                 if disposition.settled {
-                    if (span as usize) <= session.unsettled_in.len() {
-                        for i in 0..=span {
-                            session.unsettled_in.remove(&first.wrapping_add(i));
-                        }
+                    let ids: Vec<u32> = if (span as usize) <= session.unsettled_in.len() {
+                        (0..=span).map(|i| first.wrapping_add(i)).collect()
                     } else {
                         session
                             .unsettled_in
-                            .retain(|id, _| id.wrapping_sub(first) > span);
+                            .keys()
+                            .copied()
+                            .filter(|id| id.wrapping_sub(first) <= span)
+                            .collect()
+                    };
+                    let mut freed = Vec::new();
+                    for id in ids {
+                        if let Some(handle) = session.unsettled_in.remove(&id) {
+                            if let Some(link) = session.link_mut(handle) {
+                                link.outstanding = link.outstanding.saturating_sub(1);
+                            }
+                            freed.push(handle);
+                        }
+                    }
+                    freed.sort_unstable();
+                    freed.dedup();
+                    for handle in freed {
+                        self.top_up_credit(local, handle);
                     }
                 }
             }
@@ -1287,15 +1343,9 @@ impl Engine {
             Some(owner) if *owner == handle => {
                 session.unsettled_in.remove(&delivery_id);
             }
-            // Pre-settled, already settled, or not this link's: nothing to send, but the
-            // delivery still frees a credit slot.
-            _ => {
-                if let Some(link) = session.link_mut(handle) {
-                    link.outstanding = link.outstanding.saturating_sub(1);
-                }
-                self.top_up_credit(local, handle);
-                return;
-            }
+            // Pre-settled (credit returned through `Consumed`), settled by the client
+            // already (returned then), or not this link's: nothing to do.
+            _ => return,
         }
         if let Some(link) = session.link_mut(handle) {
             link.outstanding = link.outstanding.saturating_sub(1);
@@ -1449,6 +1499,7 @@ impl Engine {
             return Ok(());
         }
         let chunk = self.out.split().freeze();
+        self.output.add(chunk.len());
         if tracing::enabled!(tracing::Level::TRACE) {
             let mut rest = &chunk[..];
             while let Ok(Some(size)) = frame::peek_frame_size(rest, u32::MAX) {

@@ -78,12 +78,18 @@ pub struct AttachReply {
 
 impl AttachReply {
     /// Echo the client's source, target and settle modes, as a plain AMQP node would.
+    /// On links the client sends on, the receiver settle mode is `first`: the engine settles
+    /// each delivery with one disposition ([`IncomingLink::settle`]).
     pub fn echo(attach: &Attach) -> Self {
+        let rcv_settle_mode = match attach.role {
+            Role::Sender => ReceiverSettleMode::First,
+            Role::Receiver => attach.rcv_settle_mode.clone(),
+        };
         Self {
             source: attach.source.as_deref().cloned(),
             target: attach.target.as_deref().cloned(),
             snd_settle_mode: attach.snd_settle_mode.clone(),
-            rcv_settle_mode: attach.rcv_settle_mode.clone(),
+            rcv_settle_mode,
             max_message_size: None,
             properties: None,
             offered_capabilities: None,

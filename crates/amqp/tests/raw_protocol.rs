@@ -805,3 +805,57 @@ async fn client_close_ends_links_and_connection_events() {
         Err(SendError::Detached)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_throttled_not_buffered() {
+    let (mut client, mut app) = start(ConnectionConfig::default()).await;
+    open_session(&mut client, &mut app, 65536).await;
+    client
+        .send(0, Performative::Attach(attach("r", 0, Role::Receiver, "q")))
+        .await;
+    let incoming = next_attach(&mut app).await;
+    let _link = incoming.accept_echo();
+    client.frame().await; // attach
+
+    // Every flow with echo=true makes the server answer with its own flow.
+    let mut echo = link_flow(0, 0, 1, false);
+    if let Performative::Flow(flow) = &mut echo {
+        flow.echo = true;
+    }
+    let body = serde_amqp::to_vec(&echo).unwrap();
+    let mut one = BytesMut::new();
+    one.put_u32((8 + body.len()) as u32);
+    one.put_slice(&[2, 0, 0, 0]);
+    one.extend_from_slice(&body);
+    let flows = 500_000;
+    let mut all = Vec::with_capacity(one.len() * flows);
+    for _ in 0..flows {
+        all.extend_from_slice(&one);
+    }
+    let (mut read_half, mut write_half) = client.stream.into_split();
+    let writer = tokio::spawn(async move { write_half.write_all(&all).await.map(|_| write_half) });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !writer.is_finished(),
+        "the server kept reading although its {} MB of answers were never read",
+        flows * 50 / 1_000_000
+    );
+    // Once the client reads, everything flows again.
+    let reader = tokio::spawn(async move {
+        let mut sink = vec![0u8; 1 << 16];
+        let mut total = 0usize;
+        while let Ok(n) = read_half.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        total
+    });
+    let written = tokio::time::timeout(Duration::from_secs(60), writer).await;
+    assert!(
+        matches!(written, Ok(Ok(Ok(_)))),
+        "client writes never completed"
+    );
+    reader.abort();
+}
