@@ -263,10 +263,10 @@ pub enum OutgoingLinkEvent {
     },
     /// The client settled or changed the state of a delivery.
     Disposition(DispositionEvent),
-    /// The link is gone (client detach, session end, connection close, or refused by us).
-    /// No further events follow.
+    /// The link is gone (client detach, session end, connection close). No further
+    /// events follow.
     Detached {
-        /// The client's error, if any.
+        /// The error that ended the link: the client's, or the session's/connection's.
         error: Option<Error>,
     },
 }
@@ -402,7 +402,9 @@ pub enum IncomingLinkEvent {
     Delivery(IncomingDelivery),
     /// The link is gone. No further events follow.
     Detached {
-        /// The client's error, if any.
+        /// The error that ended the link: the client's, ours when the engine detached it
+        /// for a protocol rule (`amqp:link:message-size-exceeded`,
+        /// `amqp:link:transfer-limit-exceeded`), or the session's/connection's.
         error: Option<Error>,
     },
 }
