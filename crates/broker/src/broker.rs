@@ -11,8 +11,9 @@ use crate::config::{EntityProperties, NamespaceConfig};
 use crate::entity::{Entity, EntityInner, EntityKind, EntitySpec};
 use crate::error::BrokerError;
 use crate::path::EntityPath;
-use crate::store::Store;
+use crate::store::{decode_rules, Store};
 use crate::time::Timestamp;
+use busdrain_filter::Rule;
 
 /// Operational limits of a broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,9 +95,19 @@ impl Broker {
                           kind,
                           properties: EntityProperties,
                           dlq: Option<Arc<EntityInner>>,
-                          subscriptions|
+                          subscriptions,
+                          config_rules: Vec<Rule>|
          -> Result<Arc<EntityInner>, BrokerError> {
             let id = id_of(&path)?;
+            // Rules changed at runtime survive restarts, unless Config.json's rules for this
+            // subscription changed since: then the config wins again.
+            let rules = recovered
+                .rules
+                .get(&id)
+                .and_then(|stored| decode_rules(&path, stored))
+                .filter(|stored| stored.config == config_rules)
+                .map(|stored| stored.current)
+                .unwrap_or_else(|| config_rules.clone());
             let spec = EntitySpec {
                 id,
                 path,
@@ -105,6 +116,8 @@ impl Broker {
                 max_message_size: size,
                 dead_letter_queue: dlq,
                 subscriptions,
+                rules,
+                config_rules,
             };
             Ok(Arc::new(EntityInner::new(spec, Arc::clone(&store))))
         };
@@ -117,12 +130,14 @@ impl Broker {
                 dead_letter_queue_properties(&queue.properties),
                 None,
                 Vec::new(),
+                Vec::new(),
             )?;
             let entity = new_entity(
                 path,
                 EntityKind::Queue,
                 queue.properties.clone(),
                 Some(Arc::clone(&dlq)),
+                Vec::new(),
                 Vec::new(),
             )?;
             built.push(entity);
@@ -148,6 +163,7 @@ impl Broker {
                     dead_letter_queue_properties(&properties),
                     None,
                     Vec::new(),
+                    Vec::new(),
                 )?;
                 let entity = new_entity(
                     path,
@@ -155,8 +171,9 @@ impl Broker {
                     properties,
                     Some(Arc::clone(&dlq)),
                     Vec::new(),
+                    subscription.rules.clone(),
                 )?;
-                subscriptions.push((Arc::clone(&entity), subscription.rules.clone()));
+                subscriptions.push(Arc::clone(&entity));
                 built.push(entity);
                 built.push(dlq);
             }
@@ -174,6 +191,7 @@ impl Broker {
                 properties,
                 None,
                 subscriptions,
+                Vec::new(),
             )?);
         }
 
@@ -209,7 +227,7 @@ impl Broker {
             if entity.properties.requires_duplicate_detection {
                 // A topic stores nothing itself: its history is in its subscriptions.
                 let sources: Vec<u32> = match entity.kind {
-                    EntityKind::Topic => entity.subscriptions.iter().map(|(s, _)| s.id).collect(),
+                    EntityKind::Topic => entity.subscriptions.iter().map(|s| s.id).collect(),
                     _ => vec![entity.id],
                 };
                 for source in sources {

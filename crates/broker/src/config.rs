@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration::{format_duration, parse_duration};
-use crate::message::PropertyValue;
+use busdrain_filter::{Filter, Rule, SqlFilter, SqlRuleAction, Value, DEFAULT_RULE_NAME};
 
 /// Lower bound of `LockDuration`.
 pub const MIN_LOCK_DURATION: Duration = Duration::from_secs(1);
@@ -62,8 +62,6 @@ pub const DEFAULT_DUPLICATE_DETECTION_WINDOW: Duration = Duration::from_secs(600
 pub const MAX_ENTITY_NAME_LEN: usize = 260;
 /// Longest subscription or rule name (Service Bus limit).
 pub const MAX_SUBSCRIPTION_NAME_LEN: usize = 50;
-/// Name of the rule a subscription gets when it has none: a filter that matches everything.
-pub const DEFAULT_RULE_NAME: &str = "$Default";
 /// Name of the default namespace.
 pub const DEFAULT_NAMESPACE_NAME: &str = "sbemulatorns";
 
@@ -101,6 +99,13 @@ pub enum ConfigError {
         entity: String,
         property: &'static str,
         reason: &'static str,
+    },
+    /// A rule's SQL filter or action does not parse (the message carries the position).
+    #[error("{entity}: {property}: {message}")]
+    Rule {
+        entity: String,
+        property: &'static str,
+        message: String,
     },
     /// Two entities share a name (names are case-insensitive).
     #[error("{entity} is declared twice (names are case-insensitive)")]
@@ -196,54 +201,8 @@ pub struct SubscriptionConfig {
     /// Duplicate detection fields are unused here (it is a topic property).
     pub properties: EntityProperties,
     /// Never empty: a subscription declared without rules gets the `$Default` TrueFilter.
-    pub rules: Vec<RuleConfig>,
-}
-
-/// A subscription rule: a filter plus an optional SQL action.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleConfig {
-    pub name: String,
-    pub filter: RuleFilter,
-    /// SQL rule action (`SET sys.To = 'x'; REMOVE p`), applied to matching messages.
-    pub action: Option<String>,
-}
-
-/// Which messages a rule selects.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RuleFilter {
-    /// Every message (`$Default`, `1=1`).
-    True,
-    /// Exact match on system properties and application properties.
-    Correlation(CorrelationFilter),
-    /// A SQL-92 subset expression over `sys.*` and user properties.
-    Sql(String),
-}
-
-/// A correlation filter: every field that is set must equal the message's.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CorrelationFilter {
-    pub content_type: Option<String>,
-    pub correlation_id: Option<String>,
-    /// `Label` in Config.json.
-    pub subject: Option<String>,
-    pub message_id: Option<String>,
-    pub reply_to: Option<String>,
-    pub reply_to_session_id: Option<String>,
-    pub session_id: Option<String>,
-    pub to: Option<String>,
-    /// Application properties that must be present with equal values.
-    pub properties: BTreeMap<String, PropertyValue>,
-}
-
-impl RuleConfig {
-    /// The `$Default` rule: matches everything, no action.
-    pub fn default_rule() -> Self {
-        Self {
-            name: DEFAULT_RULE_NAME.to_owned(),
-            filter: RuleFilter::True,
-            action: None,
-        }
-    }
+    /// SQL filters and actions are parsed (and refused with the error position) at load.
+    pub rules: Vec<Rule>,
 }
 
 impl NamespaceConfig {
@@ -263,7 +222,7 @@ impl NamespaceConfig {
         let subscription = |name: &str| SubscriptionConfig {
             name: name.to_owned(),
             properties: EntityProperties::default(),
-            rules: vec![RuleConfig::default_rule()],
+            rules: vec![Rule::default_rule()],
         };
         Self {
             name: DEFAULT_NAMESPACE_NAME.to_owned(),
@@ -791,29 +750,24 @@ fn subscription_properties(
     })
 }
 
-fn rules(subscription: &str, raw_rules: Vec<RawRule>) -> Result<Vec<RuleConfig>, ConfigError> {
+fn rules(subscription: &str, raw_rules: Vec<RawRule>) -> Result<Vec<Rule>, ConfigError> {
     if raw_rules.is_empty() {
-        return Ok(vec![RuleConfig::default_rule()]);
+        return Ok(vec![Rule::default_rule()]);
     }
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw_rules.len());
     for raw in raw_rules {
         let label = format!("rule {:?} of {subscription}", raw.name);
-        check_name(
-            &label,
-            &raw.name,
-            &raw.name,
-            "Name",
-            false,
-            MAX_SUBSCRIPTION_NAME_LEN,
-        )
-        .or_else(|e| {
-            if raw.name == DEFAULT_RULE_NAME {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+        if raw.name != DEFAULT_RULE_NAME {
+            check_name(
+                &label,
+                &raw.name,
+                &raw.name,
+                "Name",
+                false,
+                MAX_SUBSCRIPTION_NAME_LEN,
+            )?;
+        }
         if !names.insert(raw.name.to_ascii_lowercase()) {
             return Err(ConfigError::Duplicate { entity: label });
         }
@@ -826,7 +780,7 @@ fn rules(subscription: &str, raw_rules: Vec<RawRule>) -> Result<Vec<RuleConfig>,
                 let Some(correlation) = properties.correlation_filter else {
                     return Err(missing_filter(&label, "CorrelationFilter", "Correlation"));
                 };
-                RuleFilter::Correlation(correlation_filter(&label, correlation)?)
+                Filter::Correlation(correlation_filter(&label, correlation)?)
             }
             RawFilterType::Sql => {
                 if properties.correlation_filter.is_some() {
@@ -835,24 +789,29 @@ fn rules(subscription: &str, raw_rules: Vec<RawRule>) -> Result<Vec<RuleConfig>,
                 let Some(sql) = properties.sql_filter else {
                     return Err(missing_filter(&label, "SqlFilter", "Sql"));
                 };
-                if sql.sql_expression.trim().is_empty() {
-                    return Err(ConfigError::Invalid {
-                        entity: label,
+                let parsed =
+                    SqlFilter::parse(&sql.sql_expression).map_err(|error| ConfigError::Rule {
+                        entity: label.clone(),
                         property: "SqlFilter.SqlExpression",
-                        value: "\"\"".to_owned(),
-                        allowed: "a non-empty SQL filter expression".to_owned(),
-                    });
-                }
-                RuleFilter::Sql(sql.sql_expression)
+                        message: error.to_string(),
+                    })?;
+                Filter::Sql(parsed)
             }
         };
-        rules.push(RuleConfig {
+        let action = match properties.action.map(|a| a.sql_expression) {
+            Some(text) if !text.trim().is_empty() => Some(SqlRuleAction::parse(&text).map_err(
+                |error| ConfigError::Rule {
+                    entity: label.clone(),
+                    property: "Action.SqlExpression",
+                    message: error.to_string(),
+                },
+            )?),
+            _ => None,
+        };
+        rules.push(Rule {
             name: raw.name,
             filter,
-            action: properties
-                .action
-                .map(|a| a.sql_expression)
-                .filter(|a| !a.trim().is_empty()),
+            action,
         });
     }
     Ok(rules)
@@ -879,26 +838,26 @@ fn mismatched_filter(rule: &str, property: &'static str, filter_type: &str) -> C
 fn correlation_filter(
     rule: &str,
     raw: RawCorrelationFilter,
-) -> Result<CorrelationFilter, ConfigError> {
+) -> Result<busdrain_filter::CorrelationFilter, ConfigError> {
     let mut properties = BTreeMap::new();
     for (name, value) in raw.properties {
         let converted = match &value {
-            serde_json::Value::Null => PropertyValue::Null,
-            serde_json::Value::Bool(b) => PropertyValue::Bool(*b),
-            serde_json::Value::String(s) => PropertyValue::String(s.clone()),
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::String(s) => Value::String(s.clone()),
             serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => PropertyValue::Long(i),
-                (None, Some(f)) => PropertyValue::Double(f),
+                (Some(i), _) => Value::Long(i),
+                (None, Some(f)) => Value::Double(f),
                 (None, None) => return Err(bad_correlation_property(rule, &name, &value)),
             },
             _ => return Err(bad_correlation_property(rule, &name, &value)),
         };
         properties.insert(name, converted);
     }
-    let filter = CorrelationFilter {
+    let filter = busdrain_filter::CorrelationFilter {
         content_type: raw.content_type,
         correlation_id: raw.correlation_id,
-        subject: raw.label,
+        label: raw.label,
         message_id: raw.message_id,
         reply_to: raw.reply_to,
         reply_to_session_id: raw.reply_to_session_id,
@@ -906,7 +865,7 @@ fn correlation_filter(
         to: raw.to,
         properties,
     };
-    if filter == CorrelationFilter::default() {
+    if filter.is_empty() {
         return Err(ConfigError::Invalid {
             entity: rule.to_owned(),
             property: "CorrelationFilter",

@@ -17,15 +17,17 @@
 //! durable, so a receiver never reads a record older than the memory that pointed it there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
-use crate::config::{EntityProperties, RuleConfig};
+use busdrain_filter::{MessageProperties, Rule};
+
+use crate::config::EntityProperties;
 use crate::duplicates::DuplicateDetector;
 use crate::error::BrokerError;
-use crate::filter::matches;
+use crate::filter::{filter_view, route_to_subscription, selects_everything};
 use crate::message::{
     DeadLetterInfo, Delivery, MessageLock, MessageState, NewMessage, PropertyMap, PropertyValue,
     ReceiveMode, StoredMessage, DEAD_LETTER_ERROR_DESCRIPTION, DEAD_LETTER_REASON,
@@ -35,6 +37,7 @@ use crate::path::EntityPath;
 use crate::store::{encode, CommitResult, Store, WriteOp};
 use crate::time::Timestamp;
 
+mod rules;
 mod session;
 use session::SessionEntry;
 pub use session::SessionLock;
@@ -361,8 +364,13 @@ pub(crate) struct EntityInner {
     store: Arc<Store>,
     /// The DLQ of a queue or subscription; `None` for topics and for DLQs themselves.
     pub(crate) dead_letter_queue: Option<Arc<EntityInner>>,
-    /// A topic's subscriptions with their rules.
-    pub(crate) subscriptions: Vec<(Arc<EntityInner>, Vec<RuleConfig>)>,
+    /// A topic's subscriptions.
+    pub(crate) subscriptions: Vec<Arc<EntityInner>>,
+    /// A subscription's rules (empty for other entities); changed through `$management`.
+    pub(crate) rules: RwLock<Vec<Rule>>,
+    config_rules: Vec<Rule>,
+    /// Serialises rule changes (read-modify-write across an await).
+    rule_changes: tokio::sync::Mutex<()>,
 }
 
 /// What the broker decides about an entity when building it from the configuration.
@@ -373,7 +381,12 @@ pub(crate) struct EntitySpec {
     pub(crate) properties: EntityProperties,
     pub(crate) max_message_size: usize,
     pub(crate) dead_letter_queue: Option<Arc<EntityInner>>,
-    pub(crate) subscriptions: Vec<(Arc<EntityInner>, Vec<RuleConfig>)>,
+    pub(crate) subscriptions: Vec<Arc<EntityInner>>,
+    /// A subscription's rules now (from the store, or the config).
+    pub(crate) rules: Vec<Rule>,
+    /// A subscription's rules in the configuration, stored with changed rules so a changed
+    /// config can be detected at the next open.
+    pub(crate) config_rules: Vec<Rule>,
 }
 
 /// A cheap, cloneable handle to one entity. Obtained from [`crate::Broker::entity`].
@@ -415,7 +428,17 @@ impl EntityInner {
             store,
             dead_letter_queue: spec.dead_letter_queue,
             subscriptions: spec.subscriptions,
+            rules: RwLock::new(spec.rules),
+            config_rules: spec.config_rules,
+            rule_changes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The subscription's current rules.
+    pub(crate) fn rules(&self) -> std::sync::RwLockReadGuard<'_, Vec<Rule>> {
+        self.rules
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn state(&self) -> MutexGuard<'_, EntityState> {
@@ -651,11 +674,23 @@ impl EntityInner {
                 if let Some(id) = &message.message_id {
                     admitted_ids.push((id.clone(), sequence_number));
                 }
-                for (index, (subscription, rules)) in self.subscriptions.iter().enumerate() {
-                    if !rules.iter().any(|rule| matches(rule, &message)) {
-                        continue;
-                    }
-                    let record = subscription.new_record(sequence_number, message.clone(), now);
+                // Built on first use: the $Default rule needs no view of the message.
+                let mut view: Option<MessageProperties> = None;
+                for (index, subscription) in self.subscriptions.iter().enumerate() {
+                    let routed = {
+                        let rules = subscription.rules();
+                        if selects_everything(&rules) {
+                            Some(Default::default())
+                        } else {
+                            let view = view
+                                .get_or_insert_with(|| filter_view(&message, sequence_number, now));
+                            route_to_subscription(&rules, &message, view)
+                        }
+                    };
+                    let Some(routed) = routed else { continue };
+                    let content = routed.content.unwrap_or_else(|| message.clone());
+                    let mut record = subscription.new_record(sequence_number, content, now);
+                    record.modified_properties = routed.modified_properties;
                     let encoded = match encode(&record) {
                         Ok(encoded) => encoded,
                         Err(error) => {
@@ -684,7 +719,7 @@ impl EntityInner {
                 ops,
                 Box::new(move |result| {
                     if result.is_ok() {
-                        for ((subscription, _), metas) in
+                        for (subscription, metas) in
                             topic.subscriptions.iter().zip(per_subscription)
                         {
                             if metas.is_empty() {
@@ -1475,12 +1510,7 @@ impl Entity {
     /// subscription.
     pub async fn cancel_scheduled(&self, sequence_numbers: &[i64]) -> Result<(), BrokerError> {
         let targets: Vec<Arc<EntityInner>> = match self.inner.kind {
-            EntityKind::Topic => self
-                .inner
-                .subscriptions
-                .iter()
-                .map(|(s, _)| Arc::clone(s))
-                .collect(),
+            EntityKind::Topic => self.inner.subscriptions.iter().map(Arc::clone).collect(),
             _ => vec![Arc::clone(&self.inner)],
         };
         for target in targets {

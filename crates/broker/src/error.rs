@@ -15,6 +15,8 @@
 //! | `SessionRequired` | `amqp:not-allowed` |
 //! | `SessionCannotBeLocked` | `com.microsoft:session-cannot-be-locked` |
 //! | `SessionLockLost` | `com.microsoft:session-lock-lost` |
+//! | `RuleAlreadyExists` | `com.microsoft:entity-already-exists` (status 409) |
+//! | `RuleNotFound` | `amqp:not-found` (status 404) |
 //! | `Store`, `Corrupt`, `ShuttingDown` | `amqp:internal-error` |
 
 use crate::config::ConfigError;
@@ -69,6 +71,12 @@ pub enum BrokerError {
     /// The session lock expired, was released, or is held by someone else.
     #[error("the lock on session `{session_id}` of `{entity}` was lost")]
     SessionLockLost { entity: String, session_id: String },
+    /// A rule with that name already exists on the subscription.
+    #[error("rule `{rule}` already exists on `{entity}`")]
+    RuleAlreadyExists { entity: String, rule: String },
+    /// No rule with that name exists on the subscription.
+    #[error("rule `{rule}` does not exist on `{entity}`")]
+    RuleNotFound { entity: String, rule: String },
     /// The durable store failed; the operation may not have been applied.
     #[error("store error while {context}: {message}")]
     Store {

@@ -32,9 +32,10 @@ mod store;
 mod time;
 
 pub use broker::{Broker, BrokerLimits};
+pub use busdrain_filter::Rule;
 pub use config::{
-    ConfigError, CorrelationFilter, EntityProperties, NamespaceConfig, QueueConfig, RuleConfig,
-    RuleFilter, SubscriptionConfig, TopicConfig, TopicProperties,
+    ConfigError, EntityProperties, NamespaceConfig, QueueConfig, SubscriptionConfig, TopicConfig,
+    TopicProperties,
 };
 pub use duration::{format_duration, parse_duration, DurationParseError};
 pub use entity::{AvailabilityWatch, Entity, EntityKind, MessageCounts, SessionLock};

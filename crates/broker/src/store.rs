@@ -7,6 +7,8 @@
 //! - `entities`: case-folded entity path → `entity_id`, so ids stay stable when the config
 //!   gains or loses entities between runs.
 //! - `session_states`: `entity_id ‖ session id (UTF-8)` → session state blob.
+//! - `rules`: subscription `entity_id` → its rules after runtime changes, with the config's
+//!   rules at the time (see [`StoredRules`]).
 //!
 //! Writes go through [`Store::submit`]: the writer thread takes every request queued at that
 //! moment, applies them all in one transaction committed with `Durability::Immediate` (one
@@ -31,6 +33,7 @@ const MESSAGES: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("message
 const SEQUENCES: TableDefinition<u32, u64> = TableDefinition::new("sequences");
 const ENTITIES: TableDefinition<&str, u32> = TableDefinition::new("entities");
 const SESSION_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("session_states");
+const RULES: TableDefinition<u32, &[u8]> = TableDefinition::new("rules");
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "busdrain-broker.redb";
@@ -52,6 +55,8 @@ pub(crate) enum WriteOp {
     Delete { entity: u32, sequence_number: i64 },
     /// Persist the last sequence number handed out by a queue or topic.
     SetLastSequence { entity: u32, last: i64 },
+    /// Replace a subscription's stored rules (an encoded [`StoredRules`]).
+    SetRules { entity: u32, record: Vec<u8> },
     /// Set (`Some`) or clear (`None`) a session's state blob.
     SetSessionState {
         entity: u32,
@@ -88,6 +93,34 @@ pub(crate) struct Recovered {
     pub entity_ids: HashMap<String, u32>,
     /// Session state blobs per entity id.
     pub session_states: HashMap<u32, Vec<(String, Vec<u8>)>>,
+    /// Encoded [`StoredRules`] per subscription id.
+    pub rules: HashMap<u32, Vec<u8>>,
+}
+
+/// A subscription's rules as changed at runtime, with the configuration's rules they were
+/// derived from.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct StoredRules {
+    pub config: Vec<busdrain_filter::Rule>,
+    pub current: Vec<busdrain_filter::Rule>,
+}
+
+/// Encodes a rules record.
+pub(crate) fn encode_rules(rules: &StoredRules) -> Result<Vec<u8>, BrokerError> {
+    postcard::to_allocvec(rules).map_err(|e| BrokerError::Corrupt {
+        detail: format!("cannot encode rules: {e}"),
+    })
+}
+
+/// Decodes a rules record; an undecodable one is logged and ignored (the config's rules apply).
+pub(crate) fn decode_rules(entity: &crate::path::EntityPath, bytes: &[u8]) -> Option<StoredRules> {
+    match postcard::from_bytes(bytes) {
+        Ok(rules) => Some(rules),
+        Err(error) => {
+            tracing::warn!(%entity, %error, "stored rules unreadable; using the configured rules");
+            None
+        }
+    }
 }
 
 fn key(entity: u32, sequence_number: i64) -> [u8; 12] {
@@ -146,7 +179,7 @@ impl Store {
             Database::create(&path).map_err(|e| BrokerError::store("opening the database", e))?;
 
         let entity_ids = assign_entity_ids(&db, entity_keys)?;
-        let (messages, last_sequences, session_states) = load_everything(&db)?;
+        let (messages, last_sequences, session_states, rules) = load_everything(&db)?;
 
         let db = Arc::new(db);
         let (sender, receiver) = mpsc::channel();
@@ -170,6 +203,7 @@ impl Store {
                 last_sequences,
                 entity_ids,
                 session_states,
+                rules,
             },
         ))
     }
@@ -274,6 +308,8 @@ fn assign_entity_ids(
         .map_err(|e| BrokerError::store(context, e))?;
     txn.open_table(SESSION_STATES)
         .map_err(|e| BrokerError::store(context, e))?;
+    txn.open_table(RULES)
+        .map_err(|e| BrokerError::store(context, e))?;
     txn.commit().map_err(|e| BrokerError::store(context, e))?;
     Ok(ids)
 }
@@ -282,6 +318,7 @@ type Loaded = (
     HashMap<u32, Vec<StoredMessage>>,
     HashMap<u32, i64>,
     HashMap<u32, Vec<(String, Vec<u8>)>>,
+    HashMap<u32, Vec<u8>>,
 );
 
 fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
@@ -327,7 +364,15 @@ fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
             .or_default()
             .push((session_id, v.value().to_vec()));
     }
-    Ok((messages, last_sequences, session_states))
+    let mut rules = HashMap::new();
+    let table = txn
+        .open_table(RULES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    for entry in table.iter().map_err(|e| BrokerError::store(context, e))? {
+        let (entity, record) = entry.map_err(|e| BrokerError::store(context, e))?;
+        rules.insert(entity.value(), record.value().to_vec());
+    }
+    Ok((messages, last_sequences, session_states, rules))
 }
 
 /// The writer loop: block for one request, gather whatever else is queued, commit once.
@@ -387,6 +432,9 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
         let mut sessions = txn
             .open_table(SESSION_STATES)
             .map_err(|e| BrokerError::store(context, e))?;
+        let mut rules = txn
+            .open_table(RULES)
+            .map_err(|e| BrokerError::store(context, e))?;
         for op in batch.iter().flat_map(|request| &request.ops) {
             match op {
                 WriteOp::Put {
@@ -417,6 +465,11 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
                         None => sessions.remove(key.as_slice()).map(|_| ()),
                     }
                     .map_err(|e| BrokerError::store(context, e))?;
+                }
+                WriteOp::SetRules { entity, record } => {
+                    rules
+                        .insert(*entity, record.as_slice())
+                        .map_err(|e| BrokerError::store(context, e))?;
                 }
                 WriteOp::SetLastSequence { entity, last } => {
                     sequences

@@ -124,21 +124,20 @@ fn parses_microsoft_sample() {
     );
     let topic = &config.topics[0];
     assert_eq!(topic.subscriptions.len(), 3);
-    let RuleFilter::Correlation(filter) = &topic.subscriptions[0].rules[0].filter else {
+    let Filter::Correlation(filter) = &topic.subscriptions[0].rules[0].filter else {
         panic!("expected a correlation filter");
     };
-    assert_eq!(filter.subject.as_deref(), Some("subject1"));
-    assert_eq!(
-        filter.properties.get("count"),
-        Some(&PropertyValue::Long(3))
-    );
+    assert_eq!(filter.label.as_deref(), Some("subject1"));
+    assert_eq!(filter.properties.get("count"), Some(&Value::Long(3)));
     let rule = &topic.subscriptions[1].rules[0];
-    assert!(matches!(&rule.filter, RuleFilter::Sql(sql) if sql.starts_with("sys.MessageId")));
-    assert_eq!(rule.action.as_deref(), Some("SET sys.To = 'Entity'"));
-    assert_eq!(
-        topic.subscriptions[2].rules,
-        vec![RuleConfig::default_rule()]
+    assert!(
+        matches!(&rule.filter, Filter::Sql(sql) if sql.expression().starts_with("sys.MessageId"))
     );
+    assert_eq!(
+        rule.action.as_ref().map(|a| a.to_string()),
+        Some("SET sys.To = 'Entity'".to_owned())
+    );
+    assert_eq!(topic.subscriptions[2].rules, vec![Rule::default_rule()]);
     assert_eq!(config.logging.as_deref(), Some("File"));
 }
 
@@ -260,6 +259,16 @@ fn rule_shape_errors() {
     assert!(text.contains("CorrelationFilter"), "{text}");
     let text = error_text(parse(&rule(r#"{"FilterType":"Regex"}"#)));
     assert!(text.contains("FilterType"), "{text}");
+    // A malformed SQL filter is refused with the position of the error.
+    let text = error_text(parse(&rule(
+        r#"{"FilterType":"Sql","SqlFilter":{"SqlExpression":"color = 'red' AND"}}"#,
+    )));
+    assert!(text.contains("SqlFilter.SqlExpression"), "{text}");
+    assert!(text.contains("position"), "{text}");
+    let text = error_text(parse(&rule(
+        r#"{"FilterType":"Sql","SqlFilter":{"SqlExpression":"1=1"},"Action":{"SqlExpression":"SET"}}"#,
+    )));
+    assert!(text.contains("Action.SqlExpression"), "{text}");
 }
 
 #[test]
