@@ -859,3 +859,39 @@ async fn a_client_that_never_reads_is_throttled_not_buffered() {
     );
     reader.abort();
 }
+
+#[tokio::test]
+async fn heartbeats_follow_a_short_peer_timeout_even_without_ours() {
+    let config = ConnectionConfig {
+        idle_timeout: None,
+        ..ConnectionConfig::default()
+    };
+    let (mut client, mut app) = start(config).await;
+    client.write(AMQP_HEADER).await;
+    client.header().await;
+    client.send(0, open(65536, Some(400))).await;
+    let server_open = client.frame().await;
+    let Performative::Open(server_open) = server_open.performative() else {
+        panic!("expected open");
+    };
+    assert_eq!(server_open.idle_time_out, None);
+    assert!(matches!(
+        app.next_event().await,
+        Some(ConnectionEvent::Opened(_))
+    ));
+    let started = std::time::Instant::now();
+    let mut empty_frames = 0;
+    let mut last = started;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let header = client.read_exact(8).await;
+        assert_eq!(&header[..4], &[0, 0, 0, 8], "only heartbeats expected");
+        let gap = last.elapsed();
+        assert!(
+            gap < Duration::from_millis(400),
+            "{gap:?} without traffic exceeds the peer's idle time-out"
+        );
+        last = std::time::Instant::now();
+        empty_frames += 1;
+    }
+    assert!(empty_frames >= 3, "{empty_frames} heartbeats in 1.5 s");
+}

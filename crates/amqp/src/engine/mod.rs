@@ -220,12 +220,18 @@ impl Engine {
         mut inbuf: BytesMut,
         mut commands: UnboundedReceiver<Command>,
     ) -> Result<(), ConnectionError> {
-        let tick = self.tick_period();
+        let mut tick = self.tick_period();
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut eof = false;
         loop {
             let step = self.process_input(&mut inbuf, eof);
+            // The client's idle time-out is known once its open has arrived.
+            if self.tick_period() != tick {
+                tick = self.tick_period();
+                ticker = tokio::time::interval(tick);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            }
             let step = step.and_then(|()| self.flush());
             match step {
                 Ok(()) => {}
@@ -271,9 +277,15 @@ impl Engine {
         }
     }
 
+    /// Timer resolution: a quarter of the shorter idle time-out (ours to detect a silent
+    /// client, the client's to send heartbeats at half of it), between 100 ms and 1 s.
     fn tick_period(&self) -> Duration {
-        let ours = self.config.idle_timeout.map(|d| d / 4);
-        let period = ours.unwrap_or(Duration::from_secs(1));
+        let ours = self.config.idle_timeout;
+        let shortest = match (ours, self.peer_idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let period = shortest.map(|d| d / 4).unwrap_or(Duration::from_secs(1));
         period.clamp(Duration::from_millis(100), Duration::from_secs(1))
     }
 
