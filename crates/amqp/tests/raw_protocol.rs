@@ -895,3 +895,80 @@ async fn heartbeats_follow_a_short_peer_timeout_even_without_ours() {
     }
     assert!(empty_frames >= 3, "{empty_frames} heartbeats in 1.5 s");
 }
+
+#[tokio::test]
+async fn application_detach_end_and_close_reach_the_client_with_their_errors() {
+    use busdrain_amqp::types::definitions::Error;
+    let (mut client, mut app) = start(ConnectionConfig::default()).await;
+    open_session(&mut client, &mut app, 65536).await;
+    client
+        .send(0, Performative::Attach(attach("r", 0, Role::Receiver, "q")))
+        .await;
+    let incoming = next_attach(&mut app).await;
+    let session = incoming.info().session;
+    let Link::Outgoing(link) = incoming.accept_echo() else {
+        panic!("expected outgoing link");
+    };
+    client.frame().await; // attach
+
+    // Link detach with an error (e.g. session lock lost).
+    link.detach(Some(Error::new(
+        AmqpError::NotFound,
+        Some("entity deleted".into()),
+        None,
+    )));
+    let detach = client.frame().await;
+    let Performative::Detach(detach) = detach.performative() else {
+        panic!("expected detach");
+    };
+    assert!(detach.closed);
+    assert_eq!(
+        detach.error.as_ref().and_then(|e| e.description.as_deref()),
+        Some("entity deleted")
+    );
+
+    // Session end with an error; the client's answer completes it.
+    app.end_session(
+        session,
+        Some(Error::new(
+            AmqpError::InternalError,
+            Some("bye".into()),
+            None,
+        )),
+    );
+    let end = client.frame().await;
+    let Performative::End(end) = end.performative() else {
+        panic!("expected end");
+    };
+    assert_eq!(
+        end.error.as_ref().and_then(|e| e.description.as_deref()),
+        Some("bye")
+    );
+    client
+        .send(
+            0,
+            Performative::End(busdrain_amqp::types::performatives::End { error: None }),
+        )
+        .await;
+
+    // Connection close with an error; the client's close ends the connection.
+    app.close(Some(Error::new(
+        AmqpError::UnauthorizedAccess,
+        Some("token expired".into()),
+        None,
+    )));
+    assert_eq!(
+        client.expect_close().await,
+        Some(ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess))
+    );
+    client
+        .send(0, Performative::Close(Close { error: None }))
+        .await;
+    loop {
+        match tokio::time::timeout(WAIT, app.next_event()).await.unwrap() {
+            Some(ConnectionEvent::Closed { .. }) => break,
+            Some(ConnectionEvent::SessionEnded { .. }) => continue,
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+}
