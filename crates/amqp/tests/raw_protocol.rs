@@ -216,6 +216,29 @@ fn attach(name: &str, handle: u32, role: Role, address: &str) -> Attach {
     }
 }
 
+/// One transfer frame; `first` = (delivery-id, tag, message-format) on a delivery's first
+/// frame.
+fn transfer(
+    handle: u32,
+    first: Option<(u32, &[u8], u32)>,
+    settled: bool,
+    more: bool,
+) -> Performative {
+    Performative::Transfer(Transfer {
+        handle: Handle(handle),
+        delivery_id: first.map(|f| f.0),
+        delivery_tag: first.map(|f| Binary::from(f.1.to_vec())),
+        message_format: first.map(|f| f.2),
+        settled: Some(settled),
+        more,
+        rcv_settle_mode: None,
+        state: None,
+        resume: false,
+        aborted: false,
+        batchable: false,
+    })
+}
+
 fn link_flow(handle: u32, delivery_count: u32, credit: u32, drain: bool) -> Performative {
     Performative::Flow(Flow {
         next_incoming_id: Some(0),
@@ -546,29 +569,15 @@ async fn incoming_multi_frame_transfer_is_reassembled_and_oversize_detaches() {
     };
     assert_eq!(flow.link_credit, Some(2));
 
-    let transfer = |first: bool, more: bool| {
-        Performative::Transfer(Transfer {
-            handle: Handle(3),
-            delivery_id: first.then_some(0),
-            delivery_tag: first.then(|| Binary::from(vec![9u8; 4])),
-            message_format: first.then_some(0x8001_3700),
-            settled: Some(false),
-            more,
-            rcv_settle_mode: None,
-            state: None,
-            resume: false,
-            aborted: false,
-            batchable: false,
-        })
-    };
+    let first = Some((0, &[9u8; 4][..], 0x8001_3700));
     client
-        .send_with_payload(0, transfer(true, true), &[1; 1000])
+        .send_with_payload(0, transfer(3, first, false, true), &[1; 1000])
         .await;
     client
-        .send_with_payload(0, transfer(false, true), &[2; 1000])
+        .send_with_payload(0, transfer(3, None, false, true), &[2; 1000])
         .await;
     client
-        .send_with_payload(0, transfer(false, false), &[3; 500])
+        .send_with_payload(0, transfer(3, None, false, false), &[3; 500])
         .await;
     let event = tokio::time::timeout(WAIT, link.next_event()).await.unwrap();
     let Some(IncomingLinkEvent::Delivery(d)) = event else {
@@ -589,26 +598,15 @@ async fn incoming_multi_frame_transfer_is_reassembled_and_oversize_detaches() {
     assert_eq!((disposition.first, disposition.settled), (0, true));
 
     // A second message of 4000 bytes exceeds max-message-size 3000: the link is detached.
-    let second = |first: bool, more: bool| {
-        Performative::Transfer(Transfer {
-            handle: Handle(3),
-            delivery_id: first.then_some(1),
-            delivery_tag: first.then(|| Binary::from(vec![8u8; 4])),
-            message_format: first.then_some(0),
-            settled: Some(false),
-            more,
-            rcv_settle_mode: None,
-            state: None,
-            resume: false,
-            aborted: false,
-            batchable: false,
-        })
-    };
     client
-        .send_with_payload(0, second(true, true), &[1; 2000])
+        .send_with_payload(
+            0,
+            transfer(3, Some((1, &[8u8; 4], 0)), false, true),
+            &[1; 2000],
+        )
         .await;
     client
-        .send_with_payload(0, second(false, false), &[1; 2000])
+        .send_with_payload(0, transfer(3, None, false, false), &[1; 2000])
         .await;
     let detach = client.frame().await;
     let Performative::Detach(detach) = detach.performative() else {
@@ -638,19 +636,7 @@ async fn transfer_beyond_credit_detaches_with_transfer_limit_exceeded() {
     reply.credit = CreditMode::Manual;
     let _link = incoming.accept(reply);
     client.frame().await; // attach
-    let transfer = Performative::Transfer(Transfer {
-        handle: Handle(0),
-        delivery_id: Some(0),
-        delivery_tag: Some(Binary::from(vec![1])),
-        message_format: Some(0),
-        settled: Some(true),
-        more: false,
-        rcv_settle_mode: None,
-        state: None,
-        resume: false,
-        aborted: false,
-        batchable: false,
-    });
+    let transfer = transfer(0, Some((0, &[1], 0)), true, false);
     client
         .send_with_payload(0, transfer, &[0x00, 0x53, 0x77, 0x40])
         .await;

@@ -132,32 +132,13 @@ impl Engine {
                 if self.session(local).map(|s| !s.ending).unwrap_or(false) {
                     let error =
                         error.unwrap_or_else(|| Error::new(AmqpError::InternalError, None, None));
-                    self.end_session_with_app_error(local, error);
+                    self.end_session(local, error);
                 }
                 Ok(())
             }
             Command::Close { error } => {
                 self.write_close(error.as_ref());
                 Ok(())
-            }
-        }
-    }
-
-    pub(super) fn end_session_with_app_error(&mut self, local: u16, error: Error) {
-        self.before_write();
-        if encode::end(&mut self.out, local, Some(&error)).is_err() {
-            let _ = encode::end(&mut self.out, local, None);
-        }
-        if let Some(session) = self.session(local) {
-            session.ending = true;
-            let links: Vec<LinkState> = session.links.iter_mut().filter_map(Option::take).collect();
-            session.remote_handles.clear();
-            session.unsettled_in.clear();
-            session.unsettled_out.clear();
-            session.pending.clear();
-            for link in links {
-                self.links.remove(&link.id);
-                notify_link(&link, Some(error.clone()));
             }
         }
     }
@@ -258,8 +239,7 @@ impl Engine {
         link.phase = Phase::Detaching;
         let name = link.name.clone();
         let direction = link.direction;
-        let stub = LinkStub { name, direction };
-        self.write_attach_refusal_stub(local, handle, &stub);
+        self.write_refusal_attach(local, handle, &name, direction);
         self.before_write();
         if encode::detach(&mut self.out, local, handle, true, Some(&error)).is_err() {
             let _ = encode::detach(&mut self.out, local, handle, true, None);
@@ -267,12 +247,18 @@ impl Engine {
     }
 
     /// An attach with null source and target: the spec's way to say "no such node".
-    pub(super) fn write_attach_refusal_stub(&mut self, local: u16, handle: u32, link: &LinkStub) {
+    pub(super) fn write_refusal_attach(
+        &mut self,
+        local: u16,
+        handle: u32,
+        name: &str,
+        direction: LinkDirection,
+    ) {
         let none = None;
         let fields = encode::AttachFields {
-            name: &link.name,
+            name,
             handle,
-            role: match link.direction {
+            role: match direction {
                 LinkDirection::Outgoing => Role::Sender,
                 LinkDirection::Incoming => Role::Receiver,
             },
@@ -280,7 +266,7 @@ impl Engine {
             rcv_settle_mode: Default::default(),
             source: None,
             target: None,
-            initial_delivery_count: (link.direction == LinkDirection::Outgoing).then_some(0),
+            initial_delivery_count: (direction == LinkDirection::Outgoing).then_some(0),
             max_message_size: None,
             offered_capabilities: &none,
             desired_capabilities: &none,

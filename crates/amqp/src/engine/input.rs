@@ -224,11 +224,25 @@ impl Engine {
         }
     }
 
-    /// End a session because the client broke a session rule.
+    /// End a session because the client broke a session rule; the application hears of
+    /// it through `SessionEnded`.
     pub(super) fn end_session_with(&mut self, local: u16, error: Error) -> Step {
         tracing::debug!(channel = local, condition = ?error.condition, "ending session on protocol error");
+        self.end_session(local, error.clone());
+        let _ = self.events.send(ConnectionEvent::SessionEnded {
+            session: SessionId(local),
+            error: Some(error),
+        });
+        Ok(())
+    }
+
+    /// Send `end` with `error`, detach every link of the session towards the application,
+    /// and wait for the client's `end`.
+    pub(super) fn end_session(&mut self, local: u16, error: Error) {
         self.before_write();
-        let _ = encode::end(&mut self.out, local, Some(&error));
+        if encode::end(&mut self.out, local, Some(&error)).is_err() {
+            let _ = encode::end(&mut self.out, local, None);
+        }
         if let Some(session) = self.session(local) {
             session.ending = true;
             let links: Vec<LinkState> = session.links.iter_mut().filter_map(Option::take).collect();
@@ -241,11 +255,6 @@ impl Engine {
                 notify_link(&link, Some(error.clone()));
             }
         }
-        let _ = self.events.send(ConnectionEvent::SessionEnded {
-            session: SessionId(local),
-            error: Some(error),
-        });
-        Ok(())
     }
 
     pub(super) fn on_attach(&mut self, local: u16, mut attach: Attach) -> Step {
@@ -606,14 +615,7 @@ impl Engine {
             Phase::Pending => {
                 // The client gave up before the application decided: complete the
                 // exchange with an empty attach so the client sees a well-formed answer.
-                self.write_attach_refusal_stub(
-                    local,
-                    handle,
-                    &LinkStub {
-                        name: link.name.clone(),
-                        direction: link.direction,
-                    },
-                );
+                self.write_refusal_attach(local, handle, &link.name, link.direction);
                 self.before_write();
                 let _ = encode::detach(&mut self.out, local, handle, detach.closed, None);
             }

@@ -318,12 +318,6 @@ impl Engine {
     }
 }
 
-/// Identity needed to write a refusal attach.
-struct LinkStub {
-    name: String,
-    direction: LinkDirection,
-}
-
 fn frame_error(e: &FrameError) -> Error {
     Error::new(e.condition(), Some(e.to_string()), None)
 }
