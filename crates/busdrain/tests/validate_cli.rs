@@ -1,0 +1,168 @@
+//! `busdrain validate` and `busdrain run` refuse bad configs with a clear message and a non-zero
+//! exit, against the real Cassandra node (`tools/cassandra/cassandra start`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use busdrain_connector::config::Config;
+
+fn cassandra_address() -> String {
+    std::env::var("BUSDRAIN_CASSANDRA")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "127.0.0.1:9042".to_owned())
+}
+
+fn config(contact_point: &str, table: &str, columns: &str) -> String {
+    format!(
+        r#"[service_bus]
+connection_string = "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=secret-key-123;UseDevelopmentEmulator=true;"
+
+[cassandra]
+contact_points = ["{contact_point}"]
+
+[[routes]]
+name = "telemetry"
+table = "{table}"
+source = {{ queue = "telemetry" }}
+
+[routes.columns]
+{columns}
+"#
+    )
+}
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let path =
+        std::env::temp_dir().join(format!("busdrain-cli-{}-{name}.toml", std::process::id()));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Runs `busdrain <command> --config <path>`; returns (success, stdout, stderr).
+fn busdrain(command: &str, path: &PathBuf) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_busdrain"))
+        .args([command, "--config"])
+        .arg(path)
+        .env("BUSDRAIN_LOG", "error")
+        .env_remove("BUSDRAIN_CONFIG")
+        .output()
+        .expect("run busdrain");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bad_configs_exit_non_zero_with_every_problem_named() {
+    // A keyspace and table only this test uses, created through the connector's own session.
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let ks = format!("cli_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    let bootstrap = config(&cassandra_address(), "x.y", "a = \"body.a\"");
+    let loaded =
+        Config::load_str(std::path::Path::new("t.toml"), &bootstrap, Vec::new()).expect("config");
+    let session = busdrain_connector::sink::connect(&loaded.config.cassandra)
+        .await
+        .expect("Cassandra must run: tools/cassandra/cassandra start");
+    for cql in [
+        format!(
+            "CREATE KEYSPACE {ks} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+        format!(
+            "CREATE TABLE {ks}.readings (device text, ts timestamp, temp double, count int, \
+             PRIMARY KEY (device, ts))"
+        ),
+    ] {
+        session.query_unpaged(cql, &[]).await.expect("schema");
+    }
+    let address = cassandra_address();
+    let table = format!("{ks}.readings");
+
+    let good = write(
+        "good",
+        &config(
+            &address,
+            &table,
+            "device = \"body.device\"\nts = \"enqueued_time\"\ntemp = \"body.temp\"",
+        ),
+    );
+    let (ok, stdout, stderr) = busdrain("validate", &good);
+    assert!(ok, "a good config validates: {stderr}");
+    assert!(stdout.contains("OK, 1 route(s)"), "{stdout}");
+
+    let typo = write(
+        "typo",
+        &config(&address, &table, "device = \"body.device\"")
+            .replace("contact_points", "contact_pionts"),
+    );
+    let (ok, _, stderr) = busdrain("validate", &typo);
+    assert!(!ok);
+    assert!(
+        stderr.contains("typo.toml:5:1: unknown field `contact_pionts`"),
+        "{stderr}"
+    );
+
+    let wrong = write(
+        "wrong",
+        &config(
+            &address,
+            &table,
+            "device = \"body.device\"\ntmp = \"body.temp\"\ncount = \"const:abc\"",
+        ),
+    );
+    let (ok, _, stderr) = busdrain("validate", &wrong);
+    assert!(!ok);
+    assert!(
+        stderr.contains("column \"tmp\"") && stderr.contains("Did you mean \"temp\"?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\"ts\": primary-key column (timestamp)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("const:\"abc\" cannot fill a int column"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret-key-123"),
+        "secrets never appear: {stderr}"
+    );
+
+    // `run` refuses the same config before receiving anything.
+    let (ok, _, stderr) = busdrain("run", &wrong);
+    assert!(!ok);
+    assert!(stderr.contains("Did you mean \"temp\"?"), "{stderr}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let unreachable = write(
+        "unreachable",
+        &config(
+            &format!("127.0.0.1:{port}"),
+            &table,
+            "device = \"body.device\"",
+        ),
+    );
+    let (ok, _, stderr) = busdrain("validate", &unreachable);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("cannot connect to Cassandra at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+
+    for path in [good, typo, wrong, unreachable] {
+        let _ = std::fs::remove_file(path);
+    }
+    let _ = session
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+        .await;
+}
