@@ -958,3 +958,43 @@ async fn application_detach_end_and_close_reach_the_client_with_their_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn credit_accounts_for_deliveries_in_flight() {
+    let (mut client, mut app) = start(ConnectionConfig::default()).await;
+    open_session(&mut client, &mut app, 65536).await;
+    client
+        .send(0, Performative::Attach(attach("r", 0, Role::Receiver, "q")))
+        .await;
+    let incoming = next_attach(&mut app).await;
+    let Link::Outgoing(mut link) = incoming.accept_echo() else {
+        panic!("expected outgoing link");
+    };
+    client.frame().await; // attach
+    client.send(0, link_flow(0, 0, 3, false)).await;
+    tokio::time::timeout(WAIT, link.next_event()).await.unwrap();
+    for tag in 0..3u8 {
+        link.try_send(OutgoingDelivery {
+            tag: [tag; 16],
+            message_format: 0,
+            settled: true,
+            payload: Bytes::from_static(&[0x00, 0x53, 0x77, 0x40]),
+        })
+        .unwrap();
+    }
+    // A flow the client sent before seeing the 3 deliveries (credit 2 at count 0) grants
+    // nothing: all of it and more is already in flight.
+    client.send(0, link_flow(0, 0, 2, false)).await;
+    let event = tokio::time::timeout(WAIT, link.next_event()).await.unwrap();
+    assert!(
+        matches!(event, Some(OutgoingLinkEvent::Flow { credit: 0, .. })),
+        "{event:?}"
+    );
+    // Having received them, it grants 2 more.
+    client.send(0, link_flow(0, 3, 2, false)).await;
+    let event = tokio::time::timeout(WAIT, link.next_event()).await.unwrap();
+    assert!(
+        matches!(event, Some(OutgoingLinkEvent::Flow { credit: 2, .. })),
+        "{event:?}"
+    );
+}

@@ -366,17 +366,16 @@ impl Engine {
             match link.direction {
                 LinkDirection::Outgoing => {
                     let mut state = link.outgoing.lock();
-                    // Spec 2.6.7: credit = receiver's delivery-count + link-credit - ours.
+                    // Spec 2.6.7: credit = receiver's delivery-count + link-credit - ours,
+                    // i.e. its credit minus the deliveries still in flight towards it
+                    // (serial numbers: the difference is taken modulo 2^32).
                     let rcv_count = flow.delivery_count.unwrap_or(0);
                     let rcv_credit = flow.link_credit.unwrap_or(0);
-                    state.link_credit = rcv_count
-                        .wrapping_add(rcv_credit)
-                        .wrapping_sub(state.delivery_count);
-                    if state.link_credit > rcv_credit {
-                        // The client counted deliveries we have not sent yet (impossible)
-                        // or wrapped: trust its credit.
-                        state.link_credit = rcv_credit;
-                    }
+                    let in_flight = state.delivery_count.wrapping_sub(rcv_count);
+                    // A receiver count ahead of ours (negative in-flight) is a client error;
+                    // treat it as nothing in flight.
+                    let in_flight = if (in_flight as i32) < 0 { 0 } else { in_flight };
+                    state.link_credit = rcv_credit.saturating_sub(in_flight);
                     state.drain = flow.drain;
                     let notify = link.phase == Phase::Attached && !state.flow_event_pending;
                     if notify {
