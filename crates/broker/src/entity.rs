@@ -72,6 +72,7 @@ struct MessageMeta {
     expires_at: Option<Timestamp>,
     lock: Option<MessageLock>,
     busy: bool,
+    enqueued_time: Timestamp,
     /// The session the message belongs to, tracked only in session-enabled entities.
     session: Option<Arc<str>>,
 }
@@ -344,6 +345,7 @@ fn meta_of(message: &StoredMessage, sessions: bool) -> MessageMeta {
         expires_at: message.expires_at,
         lock: None,
         busy: false,
+        enqueued_time: message.enqueued_time,
         session: if sessions {
             message.content.session_id.as_deref().map(Arc::from)
         } else {
@@ -1536,6 +1538,70 @@ impl Entity {
             }
         }
         Ok(())
+    }
+
+    /// Deletes up to `max` messages enqueued before `enqueued_before`, in sequence order
+    /// (`batch-delete-messages`): active, deferred and scheduled ones, not locked ones. With
+    /// `session_id`, only that session's. Returns how many were deleted (durably).
+    pub async fn delete_messages(
+        &self,
+        max: usize,
+        enqueued_before: Timestamp,
+        session_id: Option<&str>,
+    ) -> Result<usize, BrokerError> {
+        if self.inner.kind == EntityKind::Topic {
+            return Err(self
+                .inner
+                .invalid("batch-delete-messages", "a topic holds no messages"));
+        }
+        let chosen: Vec<i64> = {
+            let mut state = self.inner.state();
+            let chosen: Vec<i64> = state
+                .messages
+                .iter()
+                .filter(|(_, m)| m.lock.is_none() && !m.busy && m.enqueued_time < enqueued_before)
+                .filter(|(_, m)| session_id.is_none_or(|id| m.session.as_deref() == Some(id)))
+                .take(max)
+                .map(|(s, _)| *s)
+                .collect();
+            for sequence_number in &chosen {
+                state.make_unavailable(*sequence_number);
+                if let Some(meta) = state.messages.get_mut(sequence_number) {
+                    meta.busy = true;
+                }
+            }
+            chosen
+        };
+        if chosen.is_empty() {
+            return Ok(0);
+        }
+        let ops = chosen
+            .iter()
+            .map(|&sequence_number| WriteOp::Delete {
+                entity: self.inner.id,
+                sequence_number,
+            })
+            .collect();
+        let entity = Arc::clone(&self.inner);
+        let deleted = chosen.clone();
+        let result = self
+            .inner
+            .write(ops, move |result| {
+                if result.is_ok() {
+                    let mut state = entity.state();
+                    for sequence_number in deleted {
+                        state.remove(sequence_number);
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(chosen.len()),
+            Err(error) => {
+                self.inner.unbusy(&chosen);
+                Err(error)
+            }
+        }
     }
 
     /// Current message counts (from memory).

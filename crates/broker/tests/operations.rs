@@ -658,3 +658,27 @@ async fn thousand_entities() {
         assert_eq!(task.await.unwrap(), 1);
     }
 }
+
+#[tokio::test]
+async fn batch_delete_removes_old_unlocked_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let queue = entity(&broker, "long-ttl");
+    send(&queue, &["1", "2", "3", "4"]).await;
+    let cutoff = Timestamp::now().saturating_add(Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    send(&queue, &["new"]).await;
+    let locked = receive(&queue, 1, ReceiveMode::PeekLock).await; // "1" is locked: kept
+    assert_eq!(queue.delete_messages(2, cutoff, None).await.unwrap(), 2); // "2", "3"
+    assert_eq!(queue.delete_messages(10, cutoff, None).await.unwrap(), 1); // "4"
+    assert_eq!(queue.delete_messages(10, cutoff, None).await.unwrap(), 0);
+    let left: Vec<i64> = queue
+        .peek(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.sequence_number)
+        .collect();
+    assert_eq!(left, [1, 5]);
+    queue.complete(token(&locked[0])).await.unwrap();
+}
