@@ -2,6 +2,8 @@
 //! plays the application, so every wire detail (field counts, credit, drain, dispositions,
 //! frame splitting, errors) is checked exactly.
 
+mod support;
+
 use std::time::Duration;
 
 use busdrain_amqp::frame::{peek_frame_size, SaslBody};
@@ -997,4 +999,60 @@ async fn credit_accounts_for_deliveries_in_flight() {
         matches!(event, Some(OutgoingLinkEvent::Flow { credit: 2, .. })),
         "{event:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_connections_each_send_a_message() {
+    let broker = support::EchoBroker::start(ConnectionConfig::default()).await;
+    let connections = 1000;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(connections));
+    let mut tasks = Vec::new();
+    for i in 0..connections {
+        let barrier = barrier.clone();
+        let port = broker.port;
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let mut client = RawClient {
+                stream,
+                buf: BytesMut::new(),
+            };
+            client.write(AMQP_HEADER).await;
+            client.header().await;
+            client.send(0, open(65536, None)).await;
+            client.frame().await; // open
+            client.send(0, begin()).await;
+            client.frame().await; // begin
+            client
+                .send(
+                    0,
+                    Performative::Attach(attach("s", 0, Role::Sender, "scale")),
+                )
+                .await;
+            client.frame().await; // attach
+            client.frame().await; // flow with credit
+            let tag = (i as u32).to_be_bytes();
+            let body = [0x00, 0x53, 0x77, 0xa1, 0x01, b'x'];
+            client
+                .send_with_payload(0, transfer(0, Some((0, &tag, 0)), true, false), &body)
+                .await;
+            // Hold every connection open until all of them have sent.
+            barrier.wait().await;
+            client
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(
+            tokio::time::timeout(Duration::from_secs(60), task)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.queues.len("scale") < connections && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(broker.queues.len("scale"), connections);
+    drop(clients);
 }
