@@ -1056,3 +1056,44 @@ async fn a_thousand_concurrent_connections_each_send_a_message() {
     assert_eq!(broker.queues.len("scale"), connections);
     drop(clients);
 }
+
+#[tokio::test]
+async fn pipelined_sasl_header_init_amqp_header_and_open_are_served_in_order() {
+    let (mut client, mut app) = start(ConnectionConfig::default()).await;
+    let init = busdrain_amqp::types::sasl::SaslInit {
+        mechanism: "ANONYMOUS".into(),
+        initial_response: None,
+        hostname: Some("localhost".into()),
+    };
+    let body = serde_amqp::to_vec(&init).unwrap();
+    let mut everything = BytesMut::new();
+    everything.extend_from_slice(SASL_HEADER);
+    everything.put_u32((8 + body.len()) as u32);
+    everything.put_slice(&[2, 1, 0, 0]);
+    everything.extend_from_slice(&body);
+    everything.extend_from_slice(AMQP_HEADER);
+    let open_body = serde_amqp::to_vec(&open(65536, None)).unwrap();
+    everything.put_u32((8 + open_body.len()) as u32);
+    everything.put_slice(&[2, 0, 0, 0]);
+    everything.extend_from_slice(&open_body);
+    client.write(&everything).await;
+
+    assert_eq!(&client.header().await, SASL_HEADER);
+    assert!(matches!(
+        client.frame().await.body,
+        FrameBody::Sasl(SaslBody::Mechanisms(_))
+    ));
+    assert!(matches!(
+        client.frame().await.body,
+        FrameBody::Sasl(SaslBody::Outcome(_))
+    ));
+    assert_eq!(&client.header().await, AMQP_HEADER);
+    assert!(matches!(
+        client.frame().await.performative(),
+        Performative::Open(_)
+    ));
+    let Some(ConnectionEvent::Opened(info)) = app.next_event().await else {
+        panic!("expected opened");
+    };
+    assert_eq!(info.sasl_mechanism.as_deref(), Some("ANONYMOUS"));
+}
