@@ -378,8 +378,8 @@ fn load_everything(db: &Database) -> Result<Loaded, BrokerError> {
 /// The writer loop: block for one request, gather whatever else is queued, commit once.
 fn run_writer(db: &Database, receiver: &mpsc::Receiver<WriteRequest>) {
     while let Ok(first) = receiver.recv() {
+        let mut bytes = batch_bytes(&first);
         let mut batch = vec![first];
-        let mut bytes = batch_bytes(&batch[0]);
         while batch.len() < MAX_REQUESTS_PER_COMMIT && bytes < MAX_BYTES_PER_COMMIT {
             match receiver.try_recv() {
                 Ok(request) => {
