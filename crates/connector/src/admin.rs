@@ -82,8 +82,13 @@ async fn readiness(State(state): State<AdminState>) -> (StatusCode, String) {
         problems.push("cassandra: not taking writes (receiving paused)".to_owned());
     }
     for route in state.routes.iter() {
-        // A session route may legitimately hold no session while none has messages.
-        if !route.plan.sessions && route.receivers_up() == 0 {
+        if route.source_failing() {
+            problems.push(format!(
+                "route {}: cannot open its source (see the logs)",
+                route.plan.name
+            ));
+        } else if !route.plan.sessions && route.receivers_up() == 0 {
+            // A session route may legitimately hold no session while none has messages.
             problems.push(format!("route {}: no receiver attached", route.plan.name));
         }
     }

@@ -123,6 +123,7 @@ impl<O: SourceOpener> Receiver<O> {
             let source = match opened {
                 Ok(source) => {
                     backoff = reopen_backoff();
+                    self.route.source_failing.store(false, Ordering::Relaxed);
                     source
                 }
                 Err(SourceError::NoSessionAvailable) => {
@@ -137,6 +138,7 @@ impl<O: SourceOpener> Receiver<O> {
                     self.route.metrics.receive_errors.increment(1);
                     let delay = backoff.next().unwrap_or(Duration::from_secs(30));
                     if matches!(error, SourceError::Fatal(_)) {
+                        self.route.source_failing.store(true, Ordering::Relaxed);
                         tracing::error!(route = %self.route.plan.name, %error, "cannot open the source");
                     } else {
                         tracing::warn!(route = %self.route.plan.name, %error, retry_in_ms = delay.as_millis() as u64, "cannot open the source; retrying");

@@ -5,7 +5,7 @@
 //! lock is renewed at about half its remaining duration, so a write that is retried for a long
 //! time (Cassandra down) does not let the broker redeliver it and burn delivery counts.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -31,6 +31,9 @@ pub struct RouteRuntime {
     pub metrics: RouteMetrics,
     /// Receiver tasks currently holding an open source.
     pub(crate) receivers_up: AtomicUsize,
+    /// The last attempt to open a source failed in a way retrying cannot fix (entity missing,
+    /// no rights, unsupported feature); cleared by the next successful open.
+    pub(crate) source_failing: AtomicBool,
 }
 
 impl RouteRuntime {
@@ -40,11 +43,16 @@ impl RouteRuntime {
             writer,
             metrics,
             receivers_up: AtomicUsize::new(0),
+            source_failing: AtomicBool::new(false),
         }
     }
 
     pub fn receivers_up(&self) -> usize {
         self.receivers_up.load(Ordering::Relaxed)
+    }
+
+    pub fn source_failing(&self) -> bool {
+        self.source_failing.load(Ordering::Relaxed)
     }
 }
 

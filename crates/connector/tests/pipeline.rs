@@ -354,3 +354,48 @@ async fn sessions_are_processed_in_order_and_in_parallel() {
     }
     busdrain_testsupport::drop_keyspace(&check, &ks).await;
 }
+
+#[tokio::test]
+async fn a_source_that_cannot_open_marks_the_route_failing_until_it_opens() {
+    let (session, ks) = setup("failing").await;
+    let broker = FakeBroker::new(Duration::from_secs(30));
+    broker.lock().refuse_open = Some("entity `q` does not exist".into());
+    let loaded = Config::load_str(
+        Path::new("t.toml"),
+        &config_text(&ks, "readings", COLUMNS, ""),
+        Vec::new(),
+    )
+    .expect("config");
+    let (cassandra, plans) = service::validate(&loaded).await.expect("valid");
+    let sink = CassandraSink::new(cassandra, 8);
+    let routes = service::build_routes(&sink, plans).await.expect("prepared");
+    let route = routes[0].clone();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(pipeline::run(
+        Arc::new(broker.clone()),
+        routes,
+        sink.health.clone(),
+        shutdown.clone(),
+        Duration::from_secs(5),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !route.source_failing() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(route.source_failing(), "a refused open is reported");
+    assert_eq!(route.receivers_up(), 0);
+
+    broker.lock().refuse_open = None;
+    broker.send(reading(1));
+    assert!(
+        broker
+            .wait_for(Duration::from_secs(30), |s| s.completed.len() == 1)
+            .await,
+        "the route recovers once the source opens"
+    );
+    assert!(!route.source_failing());
+    assert!(route.receivers_up() > 0);
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    busdrain_testsupport::drop_keyspace(&session, &ks).await;
+}

@@ -113,6 +113,8 @@ pub struct BrokerState {
     /// Most sessions held at the same time.
     pub max_concurrent_sessions: usize,
     pub session_renewals: usize,
+    /// When set, opening a source fails with this `SourceError::Fatal` message.
+    pub refuse_open: Option<String>,
 }
 
 /// An in-process queue with peek-lock semantics, standing in for Service Bus.
@@ -260,6 +262,9 @@ impl SourceOpener for FakeBroker {
     type Source = FakeSource;
 
     async fn open(&self, _entity: &EntityPath) -> Result<FakeSource, SourceError> {
+        if let Some(why) = self.lock().refuse_open.clone() {
+            return Err(SourceError::Fatal(why));
+        }
         Ok(FakeSource {
             broker: self.clone(),
             session: None,
