@@ -619,6 +619,7 @@ impl EntityInner {
                     entity: self.id,
                     sequence_number,
                     record: encoded,
+                    payload: Some(record.content.payload.clone()),
                 });
                 metas.push((
                     sequence_number,
@@ -704,6 +705,7 @@ impl EntityInner {
                         entity: subscription.id,
                         sequence_number,
                         record: encoded,
+                        payload: Some(record.content.payload.clone()),
                     });
                     per_subscription[index].push((
                         sequence_number,
@@ -1039,10 +1041,12 @@ impl EntityInner {
             _ => {
                 let state_after = record.state;
                 let ops = match encode(&record) {
+                    // The payload never changes after the send: only the record is rewritten.
                     Ok(bytes) => vec![WriteOp::Put {
                         entity: self.id,
                         sequence_number,
                         record: bytes,
+                        payload: None,
                     }],
                     Err(error) => return finish(Err(error)),
                 };
@@ -1096,6 +1100,7 @@ impl EntityInner {
                 entity: dlq.id,
                 sequence_number,
                 record: bytes,
+                payload: Some(record.content.payload.clone()),
             },
             WriteOp::Delete {
                 entity: self.id,

@@ -1,7 +1,10 @@
 //! The durable store: one redb file, one writer thread doing group commit.
 //!
 //! Layout (all keys big-endian so byte order is numeric order):
-//! - `messages`: `entity_id (u32) ‖ sequence_number (u64)` → encoded [`StoredMessage`].
+//! - `messages`: `entity_id (u32) ‖ sequence_number (u64)` → encoded [`StoredMessage`]
+//!   without its payload (small: opening scans only this table, and settlements rewrite it
+//!   without touching the payload).
+//! - `payloads`: same key → the payload bytes.
 //! - `sequences`: `entity_id` → last sequence number handed out by that queue or topic, so
 //!   numbers are never reused even after every message was completed.
 //! - `entities`: case-folded entity path → `entity_id`, so ids stay stable when the config
@@ -30,6 +33,7 @@ use crate::error::BrokerError;
 use crate::message::StoredMessage;
 
 const MESSAGES: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("messages");
+const PAYLOADS: TableDefinition<[u8; 12], &[u8]> = TableDefinition::new("payloads");
 const SEQUENCES: TableDefinition<u32, u64> = TableDefinition::new("sequences");
 const ENTITIES: TableDefinition<&str, u32> = TableDefinition::new("entities");
 const SESSION_STATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("session_states");
@@ -45,13 +49,15 @@ const MAX_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
 
 /// One change to apply in the write transaction.
 pub(crate) enum WriteOp {
-    /// Insert or replace a message record.
+    /// Insert or replace a message record; `payload` is written too when given (new
+    /// messages, dead-letter moves) and left as is when `None` (settlement updates).
     Put {
         entity: u32,
         sequence_number: i64,
         record: Arc<[u8]>,
+        payload: Option<bytes::Bytes>,
     },
-    /// Remove a message record (absent records are ignored).
+    /// Remove a message record and its payload (absent records are ignored).
     Delete { entity: u32, sequence_number: i64 },
     /// Persist the last sequence number handed out by a queue or topic.
     SetLastSequence { entity: u32, last: i64 },
@@ -85,7 +91,7 @@ pub(crate) struct Store {
 
 /// What [`Store::open`] found on disk.
 pub(crate) struct Recovered {
-    /// Every stored message, per entity id, in sequence order.
+    /// Every stored message (without payload), per entity id, in sequence order.
     pub messages: HashMap<u32, Vec<StoredMessage>>,
     /// Last sequence number per queue/topic id.
     pub last_sequences: HashMap<u32, i64>,
@@ -148,9 +154,11 @@ fn split_key(key: [u8; 12]) -> (u32, i64) {
     )
 }
 
-/// Serialises a message record.
+/// Serialises a message record, without its payload (stored apart, see the module docs).
 pub(crate) fn encode(message: &StoredMessage) -> Result<Arc<[u8]>, BrokerError> {
-    postcard::to_allocvec(message)
+    let mut header = message.clone();
+    header.content.payload = bytes::Bytes::new();
+    postcard::to_allocvec(&header)
         .map(Arc::from)
         .map_err(|e| BrokerError::Corrupt {
             detail: format!("cannot encode message {}: {e}", message.sequence_number),
@@ -243,15 +251,30 @@ impl Store {
         let table = txn
             .open_table(MESSAGES)
             .map_err(|e| BrokerError::store("reading messages", e))?;
+        let payloads = txn
+            .open_table(PAYLOADS)
+            .map_err(|e| BrokerError::store("reading messages", e))?;
         sequence_numbers
             .iter()
             .map(|&sequence_number| {
+                let k = key(entity, sequence_number);
                 let found = table
-                    .get(key(entity, sequence_number))
+                    .get(k)
                     .map_err(|e| BrokerError::store("reading messages", e))?;
-                found
-                    .map(|guard| decode(entity, sequence_number, guard.value()))
-                    .transpose()
+                let Some(guard) = found else {
+                    return Ok(None);
+                };
+                let mut message = decode(entity, sequence_number, guard.value())?;
+                let payload = payloads
+                    .get(k)
+                    .map_err(|e| BrokerError::store("reading messages", e))?
+                    .ok_or_else(|| BrokerError::Corrupt {
+                        detail: format!(
+                            "message {sequence_number} of entity id {entity} has no payload"
+                        ),
+                    })?;
+                message.content.payload = bytes::Bytes::copy_from_slice(payload.value());
+                Ok(Some(message))
             })
             .collect()
     }
@@ -303,6 +326,8 @@ fn assign_entity_ids(
     }
     // Make sure the other tables exist so read transactions can open them.
     txn.open_table(MESSAGES)
+        .map_err(|e| BrokerError::store(context, e))?;
+    txn.open_table(PAYLOADS)
         .map_err(|e| BrokerError::store(context, e))?;
     txn.open_table(SEQUENCES)
         .map_err(|e| BrokerError::store(context, e))?;
@@ -411,7 +436,9 @@ fn batch_bytes(request: &WriteRequest) -> usize {
         .ops
         .iter()
         .map(|op| match op {
-            WriteOp::Put { record, .. } => record.len(),
+            WriteOp::Put {
+                record, payload, ..
+            } => record.len() + payload.as_ref().map_or(0, |p| p.len()),
             _ => 16,
         })
         .sum()
@@ -425,6 +452,9 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
     {
         let mut messages = txn
             .open_table(MESSAGES)
+            .map_err(|e| BrokerError::store(context, e))?;
+        let mut payloads = txn
+            .open_table(PAYLOADS)
             .map_err(|e| BrokerError::store(context, e))?;
         let mut sequences = txn
             .open_table(SEQUENCES)
@@ -441,17 +471,28 @@ fn commit(db: &Database, batch: &[WriteRequest]) -> Result<(), BrokerError> {
                     entity,
                     sequence_number,
                     record,
+                    payload,
                 } => {
+                    let k = key(*entity, *sequence_number);
                     messages
-                        .insert(key(*entity, *sequence_number), &record[..])
+                        .insert(k, &record[..])
                         .map_err(|e| BrokerError::store(context, e))?;
+                    if let Some(payload) = payload {
+                        payloads
+                            .insert(k, payload.as_ref())
+                            .map_err(|e| BrokerError::store(context, e))?;
+                    }
                 }
                 WriteOp::Delete {
                     entity,
                     sequence_number,
                 } => {
+                    let k = key(*entity, *sequence_number);
                     messages
-                        .remove(key(*entity, *sequence_number))
+                        .remove(k)
+                        .map_err(|e| BrokerError::store(context, e))?;
+                    payloads
+                        .remove(k)
                         .map_err(|e| BrokerError::store(context, e))?;
                 }
                 WriteOp::SetSessionState {
