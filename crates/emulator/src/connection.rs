@@ -66,6 +66,13 @@ struct ConnectionState {
 impl ConnectionState {
     fn route(&self, attach: IncomingAttach) {
         let address = attach.address().unwrap_or_default().to_string();
+        tracing::debug!(
+            address,
+            link = %attach.info().name,
+            session = attach.info().session.0,
+            direction = ?attach.direction(),
+            "attach"
+        );
         let node = match NodeAddress::parse(&address) {
             Ok(node) => node,
             Err(error) => {
@@ -130,7 +137,9 @@ impl ConnectionState {
     }
 
     fn attach_management(&self, attach: IncomingAttach, path: EntityPath) {
-        let resource = path.resource();
+        // JS puts its token for `<entity>/$management` itself; an entity-level (or
+        // namespace-level) token covers that path too.
+        let resource = format!("{}/$management", path.resource());
         let entity = match self.lookup(&path) {
             Ok(entity) => entity,
             Err(error) => return attach.refuse(error),
@@ -139,7 +148,7 @@ impl ConnectionState {
             return attach.refuse(error.to_amqp());
         }
         let reply = self.reply(&attach);
-        let node = format!("{}/$management", resource.to_ascii_lowercase());
+        let node = resource.to_ascii_lowercase();
         match attach.accept(reply) {
             Link::Outgoing(link) => {
                 self.links

@@ -133,7 +133,9 @@ pub async fn serve_requests<F, Fut>(
                 continue;
             }
         };
+        tracing::debug!(node, operation = ?request.operation(), "request");
         let (request, response) = handle(request).await;
+        tracing::debug!(node, status = response.status_code, "response");
         link.settle(delivery.delivery_id, DeliveryState::Accepted(Accepted {}));
         let encoded = match response.encode(&request, keys) {
             Ok(encoded) => encoded,

@@ -185,6 +185,13 @@ async fn settle_all(
         let Ok((disposition, result)) = joined else {
             continue;
         };
+        tracing::debug!(
+            delivery_id = disposition.delivery_id,
+            settled = disposition.settled,
+            state = ?disposition.state,
+            ok = result.is_ok(),
+            "disposition"
+        );
         if disposition.settled {
             if let Err(error) = result {
                 tracing::debug!(%error, "pre-settled disposition failed");

@@ -24,7 +24,7 @@ pub use args::ArgumentError;
 pub struct ManagementContext<'a> {
     pub entity: &'a Entity,
     pub auth: &'a ConnectionAuth,
-    /// The entity's address as the token audience must cover it.
+    /// The node's address, `<entity>/$management`, which a granted audience must cover.
     pub resource: &'a str,
 }
 
