@@ -313,7 +313,7 @@ fn default_shutdown_grace() -> Duration {
     Duration::from_secs(30)
 }
 fn default_receivers() -> usize {
-    4
+    8
 }
 fn default_prefetch() -> usize {
     256
