@@ -2,7 +2,7 @@
 //! accept (each send resolved only after its group commit is fsynced) and then receive with
 //! peek-lock and complete (each completion durable too).
 //!
-//! `cargo run -p busdrain-broker --release --example throughput -- [messages] [payload bytes] [senders] [batch]`
+//! `cargo run -p busdrain-broker --release --example broker_throughput -- [messages] [payload bytes] [senders] [batch]`
 //! Defaults: 100000 messages of 512 bytes, 32 concurrent senders, batches of 1 (the
 //! worst case: one message per send call) — run again with batch 100 for batched sends.
 
