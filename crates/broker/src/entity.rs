@@ -1354,6 +1354,29 @@ impl Entity {
             .await
     }
 
+    /// Gives a locked message back without counting a failed delivery (AMQP `released`:
+    /// e.g. pyamqp releases prefetched messages it did not hand to the application). Nothing
+    /// is written: the message is available again at once, delivery_count unchanged.
+    pub fn release(&self, lock_token: Uuid) -> Result<(), BrokerError> {
+        let now = Timestamp::now();
+        let mut state = self.inner.state();
+        let Some(sequence_number) = state.take_lock(lock_token, now) else {
+            return Err(BrokerError::LockLost {
+                entity: self.inner.name(),
+            });
+        };
+        let message_state = state
+            .messages
+            .get(&sequence_number)
+            .map_or(MessageState::Active, |m| m.state);
+        let available = state.release(sequence_number, message_state);
+        drop(state);
+        if available {
+            self.inner.notify();
+        }
+        Ok(())
+    }
+
     /// Moves a locked message to the dead-letter queue with the given reason and description
     /// (also added to `modified_properties` as `DeadLetterReason`/`DeadLetterErrorDescription`).
     /// `InvalidOperation` on a dead-letter queue.

@@ -682,3 +682,20 @@ async fn batch_delete_removes_old_unlocked_messages() {
     assert_eq!(left, [1, 5]);
     queue.complete(token(&locked[0])).await.unwrap();
 }
+
+#[tokio::test]
+async fn release_returns_a_message_without_counting_a_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let queue = entity(&broker, "plain");
+    send(&queue, &["prefetched"]).await;
+    let got = receive(&queue, 1, ReceiveMode::PeekLock).await;
+    queue.release(token(&got[0])).unwrap();
+    assert!(matches!(
+        queue.release(token(&got[0])),
+        Err(BrokerError::LockLost { .. })
+    ));
+    let again = receive(&queue, 1, ReceiveMode::PeekLock).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].message.delivery_count, 0);
+}
