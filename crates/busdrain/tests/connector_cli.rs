@@ -166,3 +166,120 @@ async fn bad_configs_exit_non_zero_with_every_problem_named() {
         .query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
         .await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Kills the child on drop (a failed assertion must not leave processes behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn run_stops_on_sigterm_and_exits_zero() {
+    let data = std::env::temp_dir().join(format!("busdrain-cli-emulator-{}", std::process::id()));
+    let amqp = free_port();
+    let _emulator = Killed(
+        Command::new(env!("CARGO_BIN_EXE_busdrain"))
+            .args(["emulator", "--http", "off", "--listen"])
+            .arg(format!("127.0.0.1:{amqp}"))
+            .arg("--data-dir")
+            .arg(&data)
+            .env("BUSDRAIN_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the emulator"),
+    );
+    wait_for_port(amqp, "the emulator");
+
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let ks = format!("cli_run_{}_{}", std::process::id(), nanos % 1_000_000_000);
+    let admin = free_port();
+    let text = config(
+        &cassandra_address(),
+        &format!("{ks}.t"),
+        "id = \"message_id\"",
+    )
+    .replace(
+        "Endpoint=sb://localhost;SharedAccessKeyName=k;SharedAccessKey=secret-key-123;",
+        &format!(
+            "Endpoint=sb://127.0.0.1:{amqp};SharedAccessKeyName=RootManageSharedAccessKey;\
+                 SharedAccessKey=SAS_KEY_VALUE;"
+        ),
+    )
+    .replace("queue = \"telemetry\"", "queue = \"queue.1\"")
+        + &format!("\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n");
+    let loaded =
+        Config::load_str(std::path::Path::new("t.toml"), &text, Vec::new()).expect("config");
+    let session = busdrain_connector::sink::connect(&loaded.config.cassandra)
+        .await
+        .expect("Cassandra must run: tools/cassandra/cassandra start");
+    for cql in [
+        format!(
+            "CREATE KEYSPACE {ks} WITH replication = \
+             {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+        ),
+        format!("CREATE TABLE {ks}.t (id text PRIMARY KEY)"),
+    ] {
+        session.query_unpaged(cql, &[]).await.expect("schema");
+    }
+    let path = write("run", &text);
+    let mut run = Killed(
+        Command::new(env!("CARGO_BIN_EXE_busdrain"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("BUSDRAIN_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the connector"),
+    );
+    wait_for_port(admin, "the connector's admin endpoint");
+    let pid = run.0.id().to_string();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = run.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit within 60 s of SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "SIGTERM ends with exit 0, got {status}");
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_dir_all(data);
+    let _ = session
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
+        .await;
+}
