@@ -1,5 +1,6 @@
-//! `busdrain validate` and `busdrain run` refuse bad configs with a clear message and a non-zero
-//! exit, against the real Cassandra node (`tools/cassandra/cassandra start`).
+//! The connector's commands as a user runs them: `busdrain validate` and `busdrain run` refuse
+//! bad configs with a clear message and a non-zero exit, and `busdrain run` stops on SIGTERM
+//! with exit 0 — against the real Cassandra node and the `busdrain emulator`.
 
 use std::path::PathBuf;
 use std::process::Command;
