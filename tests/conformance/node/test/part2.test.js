@@ -1,6 +1,7 @@
 // Emulator part 2 (issue 4): topics and subscriptions with rules (also managed through the
 // $management rule operations), sessions, scheduled messages, duplicate detection.
-// Each test is a strict expected failure naming the missing feature until it is served.
+// Topic and session tests are strict expected failures naming the missing feature until it
+// is served; scheduling and duplicate detection are served and must pass.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -18,8 +19,6 @@ import {
 
 const TOPICS = "emulator part 2 (issue 4): topics and subscriptions not served yet";
 const SESSIONS = "emulator part 2 (issue 4): sessions not implemented yet";
-const SCHEDULED = "emulator part 2 (issue 4): scheduled messages not implemented yet";
-const DEDUP = "emulator part 2 (issue 4): duplicate detection not implemented yet";
 const FROM_START = { fromSequenceNumber: Long.fromNumber(1) };
 
 describe("emulator part 2", () => {
@@ -122,7 +121,7 @@ describe("emulator part 2", () => {
 
   it(
     "scheduled messages appear at their time; cancelled ones never",
-    expectedFailure(SCHEDULED, async () => {
+    async () => {
       const queue = queueOf("scheduled");
       const sender = client.createSender(queue.name);
       const due = new Date(Date.now() + 4000);
@@ -140,12 +139,12 @@ describe("emulator part 2", () => {
       await receiver.completeMessage(message);
       await assertNothingToReceive(receiver, 2000);
       await receiver.close();
-    }),
+    },
   );
 
   it(
     "duplicate detection enqueues a MessageId once within the window",
-    expectedFailure(DEDUP, async () => {
+    async () => {
       const queue = queueOf("dedup");
       const sender = client.createSender(queue.name);
       await sender.sendMessages({ body: Buffer.from("first"), messageId: "dup" });
@@ -157,6 +156,6 @@ describe("emulator part 2", () => {
       await receiver.completeMessage(received[0]);
       await assertNothingToReceive(receiver, 3000);
       await receiver.close();
-    }),
+    },
   );
 });
