@@ -726,28 +726,25 @@ fn topic_properties(entity: &str, raw: RawTopicProperties) -> Result<TopicProper
     })
 }
 
+/// A subscription takes the queue properties minus duplicate detection (a topic property).
 fn subscription_properties(
     entity: &str,
     raw: RawSubscriptionProperties,
 ) -> Result<EntityProperties, ConfigError> {
-    refuse_forwarding(
+    entity_properties(
         entity,
-        raw.forward_to.as_deref(),
-        raw.forward_dead_lettered_messages_to.as_deref(),
-    )?;
-    Ok(EntityProperties {
-        lock_duration: lock_duration(entity, raw.lock_duration.as_deref())?,
-        max_delivery_count: max_delivery_count(entity, raw.max_delivery_count)?,
-        default_message_time_to_live: time_to_live(
-            entity,
-            raw.default_message_time_to_live.as_deref(),
-        )?,
-        dead_lettering_on_message_expiration: raw
-            .dead_lettering_on_message_expiration
-            .unwrap_or(false),
-        requires_session: raw.requires_session.unwrap_or(false),
-        ..EntityProperties::default()
-    })
+        RawEntityProperties {
+            dead_lettering_on_message_expiration: raw.dead_lettering_on_message_expiration,
+            default_message_time_to_live: raw.default_message_time_to_live,
+            duplicate_detection_history_time_window: None,
+            forward_dead_lettered_messages_to: raw.forward_dead_lettered_messages_to,
+            forward_to: raw.forward_to,
+            lock_duration: raw.lock_duration,
+            max_delivery_count: raw.max_delivery_count,
+            requires_duplicate_detection: None,
+            requires_session: raw.requires_session,
+        },
+    )
 }
 
 fn rules(subscription: &str, raw_rules: Vec<RawRule>) -> Result<Vec<Rule>, ConfigError> {

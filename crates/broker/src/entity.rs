@@ -586,14 +586,15 @@ impl EntityInner {
         wait.await.map_err(|_| BrokerError::ShuttingDown)?
     }
 
-    /// Sends to a queue: assigns sequence numbers, makes the messages visible once durable.
-    async fn send_to_queue(
+    /// Sends to a queue or topic: assigns sequence numbers (dropping duplicates), writes every
+    /// copy in one commit, and makes the copies visible once durable.
+    async fn send_messages(
         self: &Arc<Self>,
         messages: Vec<NewMessage>,
     ) -> Result<Vec<i64>, BrokerError> {
         let now = Timestamp::now();
         let mut ops = Vec::with_capacity(messages.len() + 1);
-        let mut metas = Vec::with_capacity(messages.len());
+        let mut stored: Vec<(Arc<EntityInner>, i64, MessageMeta)> = Vec::new();
         let mut sequence_numbers = Vec::with_capacity(messages.len());
         let mut admitted_ids = Vec::new();
         let wait = {
@@ -607,44 +608,47 @@ impl EntityInner {
                 if let Some(id) = &message.message_id {
                     admitted_ids.push((id.clone(), sequence_number));
                 }
-                let record = self.new_record(sequence_number, message, now);
-                let encoded = match encode(&record) {
-                    Ok(encoded) => encoded,
-                    Err(error) => {
-                        state.forget_admitted(&admitted_ids);
-                        return Err(error);
-                    }
-                };
-                ops.push(WriteOp::Put {
-                    entity: self.id,
-                    sequence_number,
-                    record: encoded,
-                    payload: Some(record.content.payload.clone()),
-                });
-                metas.push((
-                    sequence_number,
-                    meta_of(&record, self.properties.requires_session),
-                ));
+                for (target, record) in self.copies(message, sequence_number, now) {
+                    let encoded = match encode(&record) {
+                        Ok(encoded) => encoded,
+                        Err(error) => {
+                            state.forget_admitted(&admitted_ids);
+                            return Err(error);
+                        }
+                    };
+                    ops.push(WriteOp::Put {
+                        entity: target.id,
+                        sequence_number,
+                        record: encoded,
+                        payload: Some(record.content.payload.clone()),
+                    });
+                    let meta = meta_of(&record, target.properties.requires_session);
+                    stored.push((target, sequence_number, meta));
+                }
             }
             ops.push(WriteOp::SetLastSequence {
                 entity: self.id,
                 last: state.last_sequence,
             });
-            let entity = Arc::clone(self);
+            let sender = Arc::clone(self);
             // Submitted under the state lock so commit order follows sequence order.
             let (done, wait) = oneshot::channel();
             self.store.submit(
                 ops,
                 Box::new(move |result| {
-                    let mut state = entity.state();
                     if result.is_ok() {
-                        for (sequence_number, meta) in metas {
-                            state.insert(sequence_number, meta);
+                        let mut touched: Vec<Arc<EntityInner>> = Vec::new();
+                        for (target, sequence_number, meta) in stored {
+                            target.state().insert(sequence_number, meta);
+                            if !touched.iter().any(|t| Arc::ptr_eq(t, &target)) {
+                                touched.push(target);
+                            }
                         }
-                        drop(state);
-                        entity.notify();
+                        for target in touched {
+                            target.notify();
+                        }
                     } else {
-                        state.forget_admitted(&admitted_ids);
+                        sender.state().forget_admitted(&admitted_ids);
                     }
                     let _ = done.send(result.map(|()| sequence_numbers));
                 }),
@@ -654,97 +658,39 @@ impl EntityInner {
         wait.await.map_err(|_| BrokerError::ShuttingDown)?
     }
 
-    /// Sends to a topic: one copy per subscription with a matching rule, all in one commit.
-    async fn send_to_topic(
+    /// The stored copies of one sent message: the message itself for a queue; for a topic,
+    /// one per subscription whose rules select it (with the rule action's changes).
+    fn copies(
         self: &Arc<Self>,
-        messages: Vec<NewMessage>,
-    ) -> Result<Vec<i64>, BrokerError> {
-        let now = Timestamp::now();
-        let mut ops = Vec::new();
-        // Per subscription index: the metas to insert after the commit.
-        let mut per_subscription: Vec<Vec<(i64, MessageMeta)>> =
-            vec![Vec::new(); self.subscriptions.len()];
-        let mut sequence_numbers = Vec::with_capacity(messages.len());
-        let mut admitted_ids = Vec::new();
-        let wait = {
-            let mut state = self.state();
-            for message in messages {
-                let (sequence_number, store) = state.admit(&message, now);
-                sequence_numbers.push(sequence_number);
-                if !store {
-                    continue;
+        message: NewMessage,
+        sequence_number: i64,
+        now: Timestamp,
+    ) -> Vec<(Arc<EntityInner>, StoredMessage)> {
+        if self.kind != EntityKind::Topic {
+            let record = self.new_record(sequence_number, message, now);
+            return vec![(Arc::clone(self), record)];
+        }
+        // Built on first use: the $Default rule needs no view of the message.
+        let mut view: Option<MessageProperties> = None;
+        let mut copies = Vec::new();
+        for subscription in &self.subscriptions {
+            let routed = {
+                let rules = subscription.rules();
+                if selects_everything(&rules) {
+                    Some(Default::default())
+                } else {
+                    let view =
+                        view.get_or_insert_with(|| filter_view(&message, sequence_number, now));
+                    route_to_subscription(&rules, &message, view)
                 }
-                if let Some(id) = &message.message_id {
-                    admitted_ids.push((id.clone(), sequence_number));
-                }
-                // Built on first use: the $Default rule needs no view of the message.
-                let mut view: Option<MessageProperties> = None;
-                for (index, subscription) in self.subscriptions.iter().enumerate() {
-                    let routed = {
-                        let rules = subscription.rules();
-                        if selects_everything(&rules) {
-                            Some(Default::default())
-                        } else {
-                            let view = view
-                                .get_or_insert_with(|| filter_view(&message, sequence_number, now));
-                            route_to_subscription(&rules, &message, view)
-                        }
-                    };
-                    let Some(routed) = routed else { continue };
-                    let content = routed.content.unwrap_or_else(|| message.clone());
-                    let mut record = subscription.new_record(sequence_number, content, now);
-                    record.modified_properties = routed.modified_properties;
-                    let encoded = match encode(&record) {
-                        Ok(encoded) => encoded,
-                        Err(error) => {
-                            state.forget_admitted(&admitted_ids);
-                            return Err(error);
-                        }
-                    };
-                    ops.push(WriteOp::Put {
-                        entity: subscription.id,
-                        sequence_number,
-                        record: encoded,
-                        payload: Some(record.content.payload.clone()),
-                    });
-                    per_subscription[index].push((
-                        sequence_number,
-                        meta_of(&record, subscription.properties.requires_session),
-                    ));
-                }
-            }
-            ops.push(WriteOp::SetLastSequence {
-                entity: self.id,
-                last: state.last_sequence,
-            });
-            let topic = Arc::clone(self);
-            let (done, wait) = oneshot::channel();
-            self.store.submit(
-                ops,
-                Box::new(move |result| {
-                    if result.is_ok() {
-                        for (subscription, metas) in
-                            topic.subscriptions.iter().zip(per_subscription)
-                        {
-                            if metas.is_empty() {
-                                continue;
-                            }
-                            let mut state = subscription.state();
-                            for (sequence_number, meta) in metas {
-                                state.insert(sequence_number, meta);
-                            }
-                            drop(state);
-                            subscription.notify();
-                        }
-                    } else {
-                        topic.state().forget_admitted(&admitted_ids);
-                    }
-                    let _ = done.send(result.map(|()| sequence_numbers));
-                }),
-            );
-            wait
-        };
-        wait.await.map_err(|_| BrokerError::ShuttingDown)?
+            };
+            let Some(routed) = routed else { continue };
+            let content = routed.content.unwrap_or_else(|| message.clone());
+            let mut record = subscription.new_record(sequence_number, content, now);
+            record.modified_properties = routed.modified_properties;
+            copies.push((Arc::clone(subscription), record));
+        }
+        copies
     }
 
     /// Feeds the duplicate detector with MessageIds of stored messages (at open).
@@ -1303,10 +1249,7 @@ impl Entity {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        match self.inner.kind {
-            EntityKind::Topic => self.inner.send_to_topic(messages).await,
-            _ => self.inner.send_to_queue(messages).await,
-        }
+        self.inner.send_messages(messages).await
     }
 
     /// Takes up to `max` available messages in sequence order, without waiting.
