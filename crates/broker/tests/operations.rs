@@ -699,3 +699,57 @@ async fn release_returns_a_message_without_counting_a_delivery() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message.delivery_count, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn competing_receivers_get_each_message_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    let queue = entity(&broker, "long-ttl");
+    let total = 2_000;
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let queue = queue.clone();
+        senders.push(tokio::spawn(async move {
+            for chunk in (0..total / 4).collect::<Vec<_>>().chunks(50) {
+                let batch = chunk.iter().map(|i| message(&format!("{s}-{i}"))).collect();
+                queue.send(batch).await.unwrap();
+            }
+        }));
+    }
+    let mut receivers = Vec::new();
+    for _ in 0..4 {
+        let queue = queue.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut idle = 0;
+            while idle < 50 {
+                let got = queue.receive(17, ReceiveMode::PeekLock).await.unwrap();
+                if got.is_empty() {
+                    idle += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                idle = 0;
+                for delivery in got {
+                    queue.complete(token(&delivery)).await.unwrap();
+                    seen.push(delivery.message.sequence_number);
+                }
+            }
+            seen
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let mut all = Vec::new();
+    for receiver in receivers {
+        all.extend(receiver.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=total as i64).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
+    assert_eq!(queue.counts(), Default::default());
+}
