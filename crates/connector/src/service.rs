@@ -15,8 +15,8 @@ use crate::route::RouteRuntime;
 use crate::schema::{plan_routes, Catalog, RoutePlan};
 use crate::sink::{self, CassandraSink, RouteWriter, SinkError};
 use crate::source::{
-    ConnectorSettings, ReceiverSettings, ServiceBusConnectionString, ServiceBusConnector,
-    ServiceBusSource, SourceEntity, SourceError,
+    ConnectorSettings, Credential, ReceiverSettings, ServiceBusConnectionString,
+    ServiceBusConnector, ServiceBusSource, SourceEntity, SourceError,
 };
 
 /// Why the connector could not start. Each variant lists everything the user must fix.
@@ -103,17 +103,26 @@ pub struct ServiceBusOpener {
 impl ServiceBusOpener {
     pub async fn connect(loaded: &LoadedConfig) -> Result<Self, StartupError> {
         let sb = &loaded.config.service_bus;
-        let Some(connection_string) = &sb.connection_string else {
-            return Err(StartupError::ServiceBus(
-                "Microsoft Entra ID credentials are parsed but not implemented yet; use a SAS \
-                 `connection_string` for now"
-                    .into(),
-            ));
+        let settings = match (&sb.connection_string, &sb.credential, &sb.namespace) {
+            (Some(connection_string), _, _) => {
+                // The parser's error never contains the key (see ConnectionStringError).
+                let parsed = ServiceBusConnectionString::parse(connection_string.expose())
+                    .map_err(|e| StartupError::ServiceBus(format!("connection_string: {e}")))?;
+                ConnectorSettings::from_connection_string(&parsed)
+            }
+            (None, Some(credential), Some(namespace)) => {
+                ConnectorSettings::for_namespace(namespace, Credential::from_entra(credential))
+                    .map_err(|e| StartupError::ServiceBus(format!("namespace: {e}")))?
+            }
+            // `Config::load` refuses these combinations; kept total for callers that build
+            // a config by hand.
+            _ => {
+                return Err(StartupError::ServiceBus(
+                    "set `connection_string`, or `namespace` with `[service_bus.credential]`"
+                        .into(),
+                ))
+            }
         };
-        // The parser's error never contains the key (see ConnectionStringError).
-        let parsed = ServiceBusConnectionString::parse(connection_string.expose())
-            .map_err(|e| StartupError::ServiceBus(format!("connection_string: {e}")))?;
-        let settings = ConnectorSettings::from_connection_string(&parsed);
         let connector = ServiceBusConnector::connect(settings)
             .await
             .map_err(|e| StartupError::ServiceBus(format!("cannot connect: {e}")))?;
