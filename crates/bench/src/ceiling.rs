@@ -31,7 +31,13 @@ pub enum WriteShape {
     /// UNLOGGED batches of up to 32 rows of one partition (rows grouped by device over the
     /// whole data set: the best grouping any streaming writer could hope for).
     PartitionBatch,
+    /// The same, but rows grouped only within consecutive windows of 256 (the connector's
+    /// default `receive_batch`): what a streaming writer can group from one receive.
+    WindowedPartitionBatch,
 }
+
+/// Rows a streaming writer sees at once in [`WriteShape::WindowedPartitionBatch`].
+const WINDOW_ROWS: usize = 256;
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct WriteSettings {
@@ -41,7 +47,7 @@ pub struct WriteSettings {
 }
 
 /// The settings tried, in order.
-pub const CANDIDATES: [WriteSettings; 6] = [
+pub const CANDIDATES: [WriteSettings; 8] = [
     WriteSettings {
         shape: WriteShape::SingleRow,
         concurrency: 64,
@@ -66,6 +72,14 @@ pub const CANDIDATES: [WriteSettings; 6] = [
         shape: WriteShape::PartitionBatch,
         concurrency: 128,
     },
+    WriteSettings {
+        shape: WriteShape::WindowedPartitionBatch,
+        concurrency: 32,
+    },
+    WriteSettings {
+        shape: WriteShape::WindowedPartitionBatch,
+        concurrency: 128,
+    },
 ];
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +100,16 @@ pub struct CeilingResult {
     pub trials: Vec<WriteRun>,
     /// The fastest candidate on all N rows (a fresh table).
     pub best: WriteRun,
+}
+
+impl CeilingResult {
+    /// The fastest trial of one shape.
+    pub fn best_of(&self, shape: WriteShape) -> Option<&WriteRun> {
+        self.trials
+            .iter()
+            .filter(|run| run.settings.shape == shape)
+            .max_by(|a, b| a.rows_per_second.total_cmp(&b.rows_per_second))
+    }
 }
 
 /// Runs the trials on the first `sample` readings (into `{table}_tuning`), then the winner on
@@ -202,8 +226,15 @@ pub async fn write_all(
                 })
                 .await?;
         }
-        WriteShape::PartitionBatch => {
-            let batches = partition_batches(readings);
+        WriteShape::PartitionBatch | WriteShape::WindowedPartitionBatch => {
+            let batches = if settings.shape == WriteShape::PartitionBatch {
+                partition_batches(readings)
+            } else {
+                readings
+                    .chunks(WINDOW_ROWS)
+                    .flat_map(partition_batches)
+                    .collect()
+            };
             stream::iter(batches.into_iter().map(Ok))
                 .try_for_each_concurrent(settings.concurrency, |rows| async move {
                     let mut batch = Batch::new(BatchType::Unlogged);
@@ -258,5 +289,11 @@ mod tests {
         }
         // 100 devices × 100 rows each → 4 batches per device (32+32+32+4).
         assert_eq!(batches.len(), 400);
+        // Within a window of 256 consecutive readings a device has 2 or 3 rows.
+        let windowed: Vec<Vec<&Reading>> = all
+            .chunks(WINDOW_ROWS)
+            .flat_map(partition_batches)
+            .collect();
+        assert!(windowed.iter().all(|batch| (1..=3).contains(&batch.len())));
     }
 }

@@ -34,6 +34,9 @@ pub struct Progress {
     pub received: u64,
     pub completed: u64,
     pub dead_lettered: u64,
+    /// Rows and requests written (the `busdrain_batch_rows` histogram's sum and count).
+    pub rows_written: u64,
+    pub write_requests: u64,
 }
 
 impl ConnectorProcess {
@@ -113,6 +116,8 @@ impl ConnectorProcess {
             received: metric_sum(&page, "busdrain_messages_received_total"),
             completed: metric_sum(&page, "busdrain_messages_completed_total"),
             dead_lettered: metric_sum(&page, "busdrain_messages_dead_lettered_total"),
+            rows_written: metric_sum(&page, "busdrain_batch_rows_sum"),
+            write_requests: metric_sum(&page, "busdrain_batch_rows_count"),
         })
     }
 

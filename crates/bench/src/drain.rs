@@ -54,6 +54,8 @@ pub struct DrainResult {
     /// Includes whatever else the shared node was doing.
     pub cassandra_cpu_seconds_per_1000: Option<f64>,
     pub dead_lettered: u64,
+    /// Average rows per write request (1 = single INSERT, more = a partition batch).
+    pub rows_per_write_request: f64,
 }
 
 /// Drains `expected` pre-loaded messages of `queue` into a fresh `table`.
@@ -139,6 +141,8 @@ pub async fn drain(
         cassandra_cpu_seconds_per_1000: (!cassandra_pids.is_empty())
             .then(|| per_1000(cassandra_cpu.saturating_sub(cassandra_first))),
         dead_lettered: progress.dead_lettered,
+        rows_per_write_request: progress.rows_written as f64
+            / progress.write_requests.max(1) as f64,
     })
 }
 

@@ -46,7 +46,8 @@ pub struct BenchArgs {
     cassandra: String,
 
     /// Rows per ceiling trial (capped at --rows); the fastest setting then writes all rows.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
+    /// Large enough that a trial lasts about a second: a shorter one is mostly noise.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(100..))]
     ceiling_sample: u64,
 
     /// Connector `receivers` (default: the connector's default).
