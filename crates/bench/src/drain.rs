@@ -161,6 +161,9 @@ pub struct LatencyResult {
     /// Offered rate, messages per second.
     pub rate: f64,
     pub messages: u64,
+    /// Messages sent but not written within a minute after the last send (a bug when not 0;
+    /// the percentiles are over the written ones only).
+    pub undelivered: u64,
     /// Milliseconds from the send call to the connector stamping the row (`now()` at mapping),
     /// i.e. broker + receive + decode + map; the Cassandra write itself (~1 ms) is not included.
     pub p50_ms: f64,
@@ -199,23 +202,25 @@ pub async fn latency(
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("latency run: only {progress:?} of {messages} messages after sending");
+            // Reported, not fatal: the other figures of the run stay valid, and the
+            // percentiles say how many messages they are missing.
+            tracing::error!(
+                ?progress,
+                messages,
+                "latency run: not every message was written within {STALL_LIMIT:?} after sending"
+            );
+            break;
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
     connector.stop().await;
 
     let mut latencies = read_latencies(setup.session, setup.keyspace, table).await?;
-    if latencies.len() as u64 != messages {
-        anyhow::bail!(
-            "latency run: {table} holds {} rows, expected {messages}",
-            latencies.len()
-        );
-    }
     latencies.sort_by(f64::total_cmp);
     Ok(LatencyResult {
         rate,
         messages,
+        undelivered: messages.saturating_sub(latencies.len() as u64),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
         max_ms: latencies.last().copied().unwrap_or(0.0),

@@ -182,6 +182,15 @@ impl BenchReport {
                 lat.p50_ms, lat.p99_ms, lat.max_ms, lat.rate, lat.messages
             ),
         );
+        if lat.undelivered > 0 {
+            row(
+                "End to end: latency run, NOT DELIVERED",
+                format!(
+                    "{} of {} msgs not written 60 s after sending (percentiles exclude them)",
+                    lat.undelivered, lat.messages
+                ),
+            );
+        }
         match &self.reference {
             Some(r) => {
                 row(
