@@ -111,6 +111,10 @@ pub async fn execute(args: EmulatorArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     raise_fd_limit();
+    // Handlers are installed before the store opens, so a signal during start-up also stops
+    // the emulator cleanly.
+    let shutdown = CancellationToken::new();
+    listen_for_signals(shutdown.clone())?;
 
     let options = EmulatorOptions {
         namespace,
@@ -153,35 +157,33 @@ pub async fn execute(args: EmulatorArgs) -> anyhow::Result<()> {
         tracing::debug!(entity = %path, "serving entity");
     }
 
-    let shutdown = CancellationToken::new();
-    let signal_token = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested; closing connections and flushing the store");
-        signal_token.cancel();
-    });
     emulator.run(shutdown).await;
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+fn listen_for_signals(shutdown: CancellationToken) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+        let mut term =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
+            tracing::info!("shutdown requested; closing connections and flushing the store");
+            shutdown.cancel();
+        });
     }
     #[cfg(not(unix))]
-    {
+    tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
-    }
+        tracing::info!("shutdown requested; closing connections and flushing the store");
+        shutdown.cancel();
+    });
+    Ok(())
 }
