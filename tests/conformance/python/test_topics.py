@@ -1,4 +1,4 @@
-"""Topics and subscriptions (emulator part 2, issue 4): fan-out to every subscription whose
+"""Topics and subscriptions: fan-out to every subscription whose
 rule matches; SQL filter with a SET action; correlation filter on a system property and a
 custom property; per-subscription dead-letter queue. Rules come from Config.json (the
 Python SDK manages rules only through the HTTP administration client)."""
@@ -9,8 +9,6 @@ import pytest
 from azure.servicebus import ServiceBusMessage, ServiceBusSubQueue
 
 from helpers import assert_nothing_to_receive, body_of, receive_exactly
-
-pytestmark = pytest.mark.xfail(strict=True, reason="emulator part 2 (issue 4): topics and subscriptions not served yet")
 
 MESSAGES = {
     "red-big": {"color": "red", "quantity": 20},

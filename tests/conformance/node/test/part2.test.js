@@ -1,7 +1,7 @@
 // Emulator part 2 (issue 4): topics and subscriptions with rules (also managed through the
 // $management rule operations), sessions, scheduled messages, duplicate detection.
-// Topic and session tests are strict expected failures naming the missing feature until it
-// is served; scheduling and duplicate detection are served and must pass.
+// Rule operations and sessions are strict expected failures naming the missing feature until
+// served; topics with config rules, scheduling and duplicate detection must pass.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -17,7 +17,7 @@ import {
   sleep,
 } from "./helpers.js";
 
-const TOPICS = "emulator part 2 (issue 4): topics and subscriptions not served yet";
+const RULE_OPERATIONS = "emulator part 2 (issue 4): $management add-rule / remove-rule / enumerate-rules not implemented yet";
 const SESSIONS = "emulator part 2 (issue 4): sessions not implemented yet";
 const FROM_START = { fromSequenceNumber: Long.fromNumber(1) };
 
@@ -29,6 +29,10 @@ describe("emulator part 2", () => {
   });
   after(async () => {
     await client.close();
+    // An expected failure can leave SDK internals waiting (e.g. a session link the emulator
+    // half-opened), which would keep this file's process alive until the runner's timeout.
+    // The results are already reported; exit with the code the runner has set.
+    setTimeout(() => process.exit(), 2000).unref();
   });
 
   async function drainSubscription(subscription, expected) {
@@ -44,7 +48,7 @@ describe("emulator part 2", () => {
 
   it(
     "topics fan out to subscriptions whose config rules match",
-    expectedFailure(TOPICS, async () => {
+    async () => {
       const sender = client.createSender(topic());
       await sender.sendMessages([
         { body: Buffer.from("red-big"), messageId: "red-big", applicationProperties: { color: "red", quantity: 20 } },
@@ -59,12 +63,12 @@ describe("emulator part 2", () => {
       assert.equal(red?.applicationProperties?.routed, "red");
       const [order] = await drainSubscription("orders", 1);
       assert.equal(order?.messageId, "eu-order");
-    }),
+    },
   );
 
   it(
     "rules are added, listed and removed through the rule manager",
-    expectedFailure(TOPICS, async () => {
+    expectedFailure(RULE_OPERATIONS, async () => {
       const rules = client.createRuleManager(topic(), "all");
       const names = async () => {
         const found = [];
