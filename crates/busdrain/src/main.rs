@@ -40,6 +40,8 @@ enum Command {
     Send(cmd::send::SendArgs),
     /// Run the durable Service Bus-compatible AMQP 1.0 emulator.
     Emulator(cmd::emulator::EmulatorArgs),
+    /// List a queue's or subscription's dead-letter queue with each message's reason.
+    Dlq(cmd::dlq::DlqArgs),
     /// Benchmark: Cassandra ceiling, emulator, connector end to end, Python reference.
     Bench(cmd::bench::BenchArgs),
 }
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Send(args) => cmd::send::execute(args).await,
             Command::Emulator(args) => cmd::emulator::execute(args).await,
             Command::Bench(args) => cmd::bench::execute(args).await,
+            Command::Dlq(args) => cmd::dlq::execute(args).await,
         }
     });
     match result {
