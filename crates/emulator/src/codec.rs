@@ -16,6 +16,8 @@ pub enum CodecError {
     UnknownFormatCode { code: u8, at: usize },
     #[error("AMQP value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("AMQP map with an odd number of items at byte {0}")]
+    OddMapCount(usize),
     #[error("a message section is not a described value at byte {0}")]
     NotASection(usize),
     #[error("unknown message section descriptor at byte {0}")]
@@ -79,8 +81,10 @@ fn skip_body(bytes: &[u8], code: u8, at: usize, depth: usize) -> Result<usize, C
         0x94 | 0x98 => fixed(16),
         0xa0 | 0xa1 | 0xa3 => sized(1),
         0xb0 | 0xb1 | 0xb3 => sized(4),
-        0xc0 | 0xc1 => skip_compound(bytes, at, 1, depth),
-        0xd0 | 0xd1 => skip_compound(bytes, at, 4, depth),
+        0xc0 => skip_compound(bytes, at, 1, depth),
+        0xd0 => skip_compound(bytes, at, 4, depth),
+        0xc1 => skip_map(bytes, at, 1, depth),
+        0xd1 => skip_map(bytes, at, 4, depth),
         0xe0 => skip_array(bytes, at, 1, depth),
         0xf0 => skip_array(bytes, at, 4, depth),
         _ => Err(CodecError::UnknownFormatCode { code, at: at - 1 }),
@@ -104,6 +108,16 @@ fn skip_compound(bytes: &[u8], at: usize, width: usize, depth: usize) -> Result<
         cursor = skip_value_at_depth(inner, cursor, depth + 1)?;
     }
     Ok(end)
+}
+
+/// A map: a compound whose count (keys and values together) must be even; serde_amqp
+/// underflows on an odd count.
+fn skip_map(bytes: &[u8], at: usize, width: usize, depth: usize) -> Result<usize, CodecError> {
+    let count = read_size(bytes, at + width, width)?;
+    if count % 2 != 0 {
+        return Err(CodecError::OddMapCount(at));
+    }
+    skip_compound(bytes, at, width, depth)
 }
 
 /// An array: `size count constructor bodies…`, all elements sharing one constructor.
@@ -252,6 +266,16 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(skip_value(&bytes[..cut], 0).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn refuses_maps_with_an_odd_item_count() {
+        // map8 with count 1: found by cargo-fuzz (serde_amqp subtracts 2 from the count).
+        assert_eq!(
+            skip_value(&[0xc1, 0x02, 0x01, 0x40], 0),
+            Err(CodecError::OddMapCount(1))
+        );
+        assert_eq!(skip_value(&[0xc1, 0x03, 0x02, 0x40, 0x40], 0), Ok(5));
     }
 
     #[test]
