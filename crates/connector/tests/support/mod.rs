@@ -355,3 +355,5 @@ impl Drop for CassandraProxy {
         self.accept.abort();
     }
 }
+
+pub mod process;
