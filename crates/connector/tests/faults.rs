@@ -731,6 +731,7 @@ async fn hundred_thousand_messages_over_queue_and_subscription_with_poison() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "emulator sessions: issue 4"]
-async fn session_queue_route_with_poison() {
-    drain_routes_with_poison(vec![session_route()], 30_000).await;
+async fn hundred_thousand_messages_over_queue_session_queue_and_subscription_with_poison() {
+    // The issue's test: replaces the two-route one above once the emulator serves sessions.
+    drain_routes_with_poison(vec![plain_route(), session_route(), topic_route()], 100_000).await;
 }
