@@ -133,3 +133,43 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<BenchArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_before_anything_starts() {
+        assert!(parse(&["--rows", "0"]).is_err());
+        assert!(parse(&["--rows", "ten"]).is_err());
+        assert!(parse(&["--receivers", "0"]).is_err());
+        assert!(parse(&["--latency-seconds", "0"]).is_err());
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.rows, 20_000);
+        assert_eq!(defaults.cassandra, "127.0.0.1:9042");
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let zero_rate = parse(&["--latency-rate", "0"]).unwrap();
+        let error = runtime.block_on(execute(zero_rate)).unwrap_err();
+        assert!(format!("{error:#}").contains("--latency-rate"), "{error:#}");
+        let missing_script = parse(&["--reference-script", "/nonexistent/drain.py"]).unwrap();
+        let error = runtime.block_on(execute(missing_script)).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("--skip-reference"),
+            "{error:#}"
+        );
+    }
+}
