@@ -8,6 +8,9 @@
 /// Deepest nesting of lists, maps, arrays and described values we accept.
 pub const MAX_DEPTH: usize = 48;
 
+/// Most elements of an array whose elements take no bytes (an array of nulls or `true`s).
+const MAX_ZERO_WIDTH_ELEMENTS: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     #[error("truncated AMQP value at byte {0}")]
@@ -16,6 +19,10 @@ pub enum CodecError {
     UnknownFormatCode { code: u8, at: usize },
     #[error("AMQP value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    #[error("AMQP compound at byte {0} does not fill its declared size exactly")]
+    SizeMismatch(usize),
+    #[error("AMQP array at byte {0} declares too many zero-width elements")]
+    TooManyElements(usize),
     #[error("AMQP map with an odd number of items at byte {0}")]
     OddMapCount(usize),
     #[error("a message section is not a described value at byte {0}")]
@@ -107,6 +114,11 @@ fn skip_compound(bytes: &[u8], at: usize, width: usize, depth: usize) -> Result<
     for _ in 0..count {
         cursor = skip_value_at_depth(inner, cursor, depth + 1)?;
     }
+    // The items must fill the declared size exactly: serde_amqp reads some compounds by
+    // size and others by count, and the two must agree.
+    if cursor != end {
+        return Err(CodecError::SizeMismatch(at));
+    }
     Ok(end)
 }
 
@@ -136,10 +148,17 @@ fn skip_array(bytes: &[u8], at: usize, width: usize, depth: usize) -> Result<usi
     for _ in 0..count {
         let next = skip_body(inner, code, cursor, depth + 1)?;
         if next == cursor {
-            // Zero-width elements: the count alone says how many; nothing more to walk.
+            // Zero-width elements (null, true, uint0, …) take no bytes, so only the count
+            // bounds them; the decoder allocates one value per element.
+            if count > MAX_ZERO_WIDTH_ELEMENTS {
+                return Err(CodecError::TooManyElements(at));
+            }
             break;
         }
         cursor = next;
+    }
+    if cursor != end {
+        return Err(CodecError::SizeMismatch(at));
     }
     Ok(end)
 }
@@ -276,6 +295,24 @@ mod tests {
             Err(CodecError::OddMapCount(1))
         );
         assert_eq!(skip_value(&[0xc1, 0x03, 0x02, 0x40, 0x40], 0), Ok(5));
+    }
+
+    #[test]
+    fn compounds_must_fill_their_size_and_bound_empty_elements() {
+        // array8 of zero maps followed by junk: found by cargo-fuzz (serde_amqp then read
+        // the junk as elements).
+        assert_eq!(
+            skip_value(&[0xe0, 0x05, 0x00, 0xc1, 0x73, 0x01, 0xc1], 0),
+            Err(CodecError::SizeMismatch(1))
+        );
+        assert_eq!(
+            skip_value(&[0xc0, 0x03, 0x01, 0x40, 0x40], 0),
+            Err(CodecError::SizeMismatch(1))
+        );
+        // array32 of 2^31 nulls in five bytes: would allocate gigabytes.
+        let huge = [0xf0, 0, 0, 0, 5, 0x80, 0, 0, 0, 0x40];
+        assert_eq!(skip_value(&huge, 0), Err(CodecError::TooManyElements(1)));
+        assert_eq!(skip_value(&[0xe0, 0x02, 0x03, 0x40], 0), Ok(4));
     }
 
     #[test]
