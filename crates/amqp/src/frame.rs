@@ -172,10 +172,10 @@ pub(crate) fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
                 0x12 => Performative::Attach(decode::<Attach>(bytes)?),
                 0x13 => Performative::Flow(decode::<Flow>(bytes)?),
                 0x14 => Performative::Transfer(decode::<Transfer>(bytes)?),
-                0x15 => Performative::Disposition(decode::<Disposition>(bytes)?),
-                0x16 => Performative::Detach(decode::<Detach>(bytes)?),
-                0x17 => Performative::End(decode::<End>(bytes)?),
-                0x18 => Performative::Close(decode::<Close>(bytes)?),
+                0x15 => Performative::Disposition(decode_with_error_info::<Disposition>(bytes)?),
+                0x16 => Performative::Detach(decode_with_error_info::<Detach>(bytes)?),
+                0x17 => Performative::End(decode_with_error_info::<End>(bytes)?),
+                0x18 => Performative::Close(decode_with_error_info::<Close>(bytes)?),
                 other => {
                     return Err(FrameError::Decode(format!(
                         "unknown performative descriptor {other:#x}"
@@ -218,6 +218,18 @@ pub(crate) fn decode_frame_bytes(frame: Bytes) -> Result<Frame, FrameError> {
 
 fn decode<'de, T: serde::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, FrameError> {
     from_slice_checked(bytes).map_err(FrameError::Decode)
+}
+
+/// Decode a performative that may carry an `error`: if the strict decode fails, retry once
+/// with string keys in error info maps read as symbols (see `lenient.rs`).
+fn decode_with_error_info<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    match from_slice_checked(bytes) {
+        Ok(value) => Ok(value),
+        Err(strict_error) => match crate::lenient::symbolise_error_info_keys(bytes) {
+            Some(rewritten) => from_slice_checked(&rewritten).map_err(FrameError::Decode),
+            None => Err(FrameError::Decode(strict_error)),
+        },
+    }
 }
 
 /// `serde_amqp::from_slice` that never panics and never allocates beyond the input: the
@@ -329,6 +341,10 @@ fn symbolic_code(name: &[u8]) -> Result<u64, FrameError> {
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
+    use serde_amqp::described::Described;
+    use serde_amqp::descriptor::Descriptor;
+    use serde_amqp::primitives::OrderedMap;
+    use serde_amqp::Value;
 
     use super::*;
     use crate::encode;
@@ -550,5 +566,73 @@ mod tests {
         frame.extend_from_slice(&[0xa1, 0x03, b'r', b'a', b'w', 0xb1]);
         frame.resize(33, 0xb1);
         assert!(matches!(decode_frame(&frame), Err(FrameError::Decode(_))));
+    }
+
+    fn described(code: u64, fields: Vec<Value>) -> Value {
+        Value::Described(Box::new(Described {
+            descriptor: Descriptor::Code(code),
+            value: Value::List(fields),
+        }))
+    }
+
+    /// What rhea (the JS SDK) sends to dead-letter: a rejected outcome whose error info
+    /// map has string keys, where the spec says symbols.
+    #[test]
+    fn disposition_with_string_keyed_error_info_decodes() {
+        let mut info = OrderedMap::new();
+        info.insert(
+            Value::String("DeadLetterReason".into()),
+            Value::String("bad".into()),
+        );
+        info.insert(
+            Value::String("DeadLetterErrorDescription".into()),
+            Value::String("why".into()),
+        );
+        let error = described(
+            0x1d,
+            vec![
+                Value::Symbol("com.microsoft:dead-letter".into()),
+                Value::Null,
+                Value::Map(info),
+            ],
+        );
+        let disposition = described(
+            0x15,
+            vec![
+                Value::Bool(true),
+                Value::Uint(5),
+                Value::Uint(5),
+                Value::Bool(true),
+                described(0x25, vec![error]),
+            ],
+        );
+        let body = serde_amqp::to_vec(&disposition).unwrap();
+        assert!(
+            from_slice_checked::<Disposition>(&body).is_err(),
+            "the strict decode must refuse string keys, or this test proves nothing"
+        );
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&((8 + body.len()) as u32).to_be_bytes());
+        frame.extend_from_slice(&[2, 0, 0, 1]);
+        frame.extend_from_slice(&body);
+
+        let decoded = decode_frame(&frame).expect("lenient decode");
+        let FrameBody::Amqp {
+            performative: Performative::Disposition(d),
+            ..
+        } = decoded.body
+        else {
+            panic!("expected a disposition");
+        };
+        assert_eq!(d.first, 5);
+        let Some(DeliveryState::Rejected(rejected)) = d.state else {
+            panic!("expected rejected, got {:?}", d.state);
+        };
+        let error = rejected.error.expect("error");
+        let info = error.info.expect("info");
+        let reason = info
+            .get(&crate::types::primitives::Symbol::from("DeadLetterReason"))
+            .expect("reason key as a symbol");
+        assert_eq!(reason, &Value::String("bad".into()));
     }
 }

@@ -10,6 +10,7 @@ mod engine;
 mod error;
 pub mod frame;
 mod handshake;
+mod lenient;
 mod link;
 mod session;
 mod validate;
