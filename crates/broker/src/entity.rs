@@ -961,6 +961,10 @@ impl EntityInner {
             }
             Settlement::Defer { modified } => {
                 record.modified_properties.extend(modified);
+                // Service Bus counts the delivery that ended in a deferral: a deferred
+                // message fetched by sequence number reports delivery count 1, not 0
+                // (the SDKs' own live tests assert it). Deferral never dead-letters.
+                record.delivery_count = record.delivery_count.saturating_add(1);
                 record.state = MessageState::Deferred;
                 None
             }

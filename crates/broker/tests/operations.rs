@@ -188,7 +188,7 @@ async fn dead_letter_with_reason_and_settle_from_dlq() {
 async fn defer_then_receive_deferred_by_sequence_number() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(dir.path());
-    let queue = entity(&broker, "plain");
+    let queue = entity(&broker, "deferrals");
     let seqs = send(&queue, &["later", "now"]).await;
     let got = receive(&queue, 1, ReceiveMode::PeekLock).await;
     assert_eq!(body(&got[0]), "later");
@@ -215,6 +215,8 @@ async fn defer_then_receive_deferred_by_sequence_number() {
         .unwrap();
     assert_eq!(deferred.len(), 1);
     assert_eq!(deferred[0].message.state, MessageState::Deferred);
+    // The delivery that ended in the deferral counts.
+    assert_eq!(deferred[0].message.delivery_count, 1);
     assert_eq!(
         deferred[0].message.modified_properties.get("deferred"),
         Some(&PropertyValue::from("yes"))
@@ -229,6 +231,7 @@ async fn defer_then_receive_deferred_by_sequence_number() {
         .receive_deferred(&[seqs[0]], ReceiveMode::PeekLock)
         .await
         .unwrap();
+    assert_eq!(deferred[0].message.delivery_count, 2);
     queue.complete(token(&deferred[0])).await.unwrap();
     assert!(matches!(
         queue
@@ -560,7 +563,7 @@ async fn unknown_entities_and_case_insensitive_lookup() {
     ));
     let queue = entity(&broker, "sb://localhost/PLAIN");
     assert_eq!(queue.path().to_string(), "plain");
-    assert_eq!(broker.entity_paths().len(), 5 * 2 + 1 + 2 * 2);
+    assert_eq!(broker.entity_paths().len(), 6 * 2 + 1 + 2 * 2);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub const TEST_CONFIG: &str = r#"{
       "Name": "test",
       "Queues": [
         { "Name": "plain", "Properties": { "LockDuration": "PT1S", "MaxDeliveryCount": 2 } },
+        { "Name": "deferrals", "Properties": { "MaxDeliveryCount": 5 } },
         { "Name": "expiring-dlq", "Properties": { "DefaultMessageTimeToLive": "PT1S", "DeadLetteringOnMessageExpiration": true } },
         { "Name": "expiring-drop", "Properties": { "DefaultMessageTimeToLive": "PT1S" } },
         { "Name": "long-ttl", "Properties": { "DefaultMessageTimeToLive": "P1D", "DeadLetteringOnMessageExpiration": true } },
