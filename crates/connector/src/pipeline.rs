@@ -24,6 +24,9 @@ use crate::route::{process_batch, RouteRuntime};
 use crate::sink::health::SinkHealth;
 use crate::source::{MessageSource, SourceError};
 
+/// How long closing a source may take before it is dropped instead.
+const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens sources on the Service Bus namespace. Implemented by the Service Bus client, and by
 /// in-process sources in tests.
 pub trait SourceOpener: Send + Sync + 'static {
@@ -189,9 +192,21 @@ impl<O: SourceOpener> Receiver<O> {
             idle_since = tokio::time::Instant::now();
             let report = process_batch(&self.route, &mut source, messages, &self.deadline).await;
             tracing::trace!(route = %plan.name, ?report, "batch settled");
+            if report.reopen_source {
+                // A lost lock or a cut-short renewal can leave azservicebus's links
+                // mid-recovery, after which the receiver silently stops receiving: start over
+                // on fresh links (the lost messages come back when their locks lapse).
+                tracing::info!(route = %plan.name, "locks were lost; reopening the source");
+                break;
+            }
         }
-        if let Err(error) = source.close().await {
-            tracing::debug!(route = %plan.name, %error, "closing the source failed");
+        // Bounded: closing a link that is mid-recovery can hang.
+        match tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(route = %plan.name, %error, "closing the source failed")
+            }
+            Err(_) => tracing::debug!(route = %plan.name, "closing the source timed out"),
         }
         failed
     }

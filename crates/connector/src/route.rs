@@ -23,6 +23,10 @@ use crate::source::{DeadLetter, LockToken, MessageSource, ReceivedMessage, Sourc
 /// default is 60 s; renewing at 15 s is safe for any lock of 30 s or more).
 const ASSUMED_LOCK: Duration = Duration::from_secs(30);
 
+/// Bound on one lock renewal. azservicebus answers a lost lock (410) only after recovering its
+/// link (~11 s); waiting that out per message would outlast the locks being renewed.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A route's plan, writer and counters, shared by its receiver tasks.
 #[derive(Debug)]
 pub struct RouteRuntime {
@@ -83,6 +87,9 @@ pub struct BatchReport {
     pub dead_lettered: usize,
     pub abandoned: usize,
     pub settle_failures: usize,
+    /// A lock was lost, a renewal timed out or was cut short: the source's links may be left
+    /// mid-recovery, so the receiver should reopen it (the lost messages are redelivered).
+    pub reopen_source: bool,
 }
 
 /// Processes one received batch to the end: every message is settled (or, if its lock was
@@ -129,7 +136,8 @@ pub async fn process_batch<S: MessageSource>(
         }
     }
 
-    let outcomes = write_all(route, source, &rows, &mut pending, deadline).await;
+    let (outcomes, reopen_source) = write_all(route, source, &rows, &mut pending, deadline).await;
+    report.reopen_source = reopen_source;
 
     for (p, outcome) in pending.iter().zip(outcomes) {
         if p.lock_lost {
@@ -147,6 +155,7 @@ pub async fn process_batch<S: MessageSource>(
                     Err(error) => {
                         metrics.settle_failures.increment(1);
                         report.settle_failures += 1;
+                        report.reopen_source = true;
                         tracing::warn!(route = %route.plan.name, %error, "complete failed; the message will be redelivered and rewritten idempotently");
                     }
                 }
@@ -212,17 +221,22 @@ async fn settle_dead_letter<S: MessageSource>(
 }
 
 /// Writes every pending row (partition batches concurrently) while renewing the locks of the
-/// messages that wait. Returns one outcome per pending message, in order.
+/// messages that wait. Returns one outcome per pending message, in order, and whether the
+/// source should be reopened (see [`BatchReport::reopen_source`]).
+///
+/// The writes are polled all the time, renewals included: a renewal is only a way to avoid a
+/// redelivery, and a lost lock costs nothing but an idempotent rewrite.
 async fn write_all<S: MessageSource>(
     route: &RouteRuntime,
     source: &mut S,
     mapped: &[MappedRow],
     pending: &mut [Pending],
     deadline: &CancellationToken,
-) -> Vec<RowOutcome> {
+) -> (Vec<RowOutcome>, bool) {
     if pending.is_empty() {
-        return Vec::new();
+        return (Vec::new(), false);
     }
+    let mut reopen_source = false;
     let rows: Vec<&MappedRow> = mapped.iter().collect();
     let groups = plan_batches(&rows, &route.plan.batch);
     let writes = futures::future::join_all(groups.iter().map(|group| {
@@ -239,8 +253,16 @@ async fn write_all<S: MessageSource>(
             .unwrap_or_else(|| Instant::now() + ASSUMED_LOCK);
         tokio::select! {
             results = &mut writes => break results,
-            () = tokio::time::sleep_until(next_renewal) => {
-                renew_due_locks(route, source, pending).await;
+            () = tokio::time::sleep_until(next_renewal) => {}
+        }
+        tokio::select! {
+            results = &mut writes => {
+                // The renewal in progress is dropped midway; the link may be mid-recovery.
+                reopen_source = true;
+                break results;
+            }
+            healthy = renew_due_locks(route, source, pending) => {
+                reopen_source |= !healthy;
             }
         }
     };
@@ -250,14 +272,17 @@ async fn write_all<S: MessageSource>(
             outcomes[i] = outcome;
         }
     }
-    outcomes
+    (outcomes, reopen_source)
 }
 
+/// Renews the locks that are due. Returns false when a lock was lost or a renewal timed out:
+/// the remaining locks of the batch are then given up (left to lapse and be redelivered) rather
+/// than renewed one slow request after another on a link that is likely broken.
 async fn renew_due_locks<S: MessageSource>(
     route: &RouteRuntime,
     source: &mut S,
     pending: &mut [Pending],
-) {
+) -> bool {
     let now = Instant::now();
     if source.session_id().is_some() {
         // A session's messages are covered by the session lock: renew that once for all.
@@ -266,7 +291,7 @@ async fn renew_due_locks<S: MessageSource>(
                 route.metrics.lock_renewals.increment(1);
                 let next = renew_at(Instant::now(), Some(until));
                 pending.iter_mut().for_each(|p| p.renew_at = next);
-                return;
+                return true;
             }
             Ok(None) => {}
             Err(SourceError::Transient(error)) => {
@@ -274,35 +299,53 @@ async fn renew_due_locks<S: MessageSource>(
                 tracing::debug!(route = %route.plan.name, %error, "session lock renewal failed; retrying soon");
                 let retry = Instant::now() + Duration::from_secs(1);
                 pending.iter_mut().for_each(|p| p.renew_at = retry);
-                return;
+                return true;
             }
             Err(error) => {
                 route.metrics.lock_renewal_failures.increment(1);
                 tracing::warn!(route = %route.plan.name, %error, "session lock lost while writes were pending");
                 pending.iter_mut().for_each(|p| p.lock_lost = true);
-                return;
+                return false;
             }
         }
     }
+    let mut healthy = true;
     for p in pending
         .iter_mut()
         .filter(|p| !p.lock_lost && p.renew_at <= now)
     {
-        match source.renew_lock(p.token).await {
-            Ok(until) => {
+        match tokio::time::timeout(RENEW_TIMEOUT, source.renew_lock(p.token)).await {
+            Ok(Ok(until)) => {
                 route.metrics.lock_renewals.increment(1);
                 p.renew_at = renew_at(Instant::now(), Some(until));
             }
-            Err(SourceError::Transient(error)) => {
+            Ok(Err(SourceError::Transient(error))) => {
                 route.metrics.lock_renewal_failures.increment(1);
                 tracing::debug!(route = %route.plan.name, %error, "lock renewal failed; retrying soon");
                 p.renew_at = Instant::now() + Duration::from_secs(1);
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 route.metrics.lock_renewal_failures.increment(1);
-                tracing::warn!(route = %route.plan.name, %error, "message lock lost while its write was pending");
-                p.lock_lost = true;
+                tracing::warn!(route = %route.plan.name, %error, "message lock lost while its write was pending; giving up the batch's locks");
+                healthy = false;
+                break;
+            }
+            Err(_elapsed) => {
+                route.metrics.lock_renewal_failures.increment(1);
+                tracing::warn!(route = %route.plan.name, timeout_ms = RENEW_TIMEOUT.as_millis() as u64, "lock renewal timed out; giving up the batch's locks");
+                healthy = false;
+                break;
             }
         }
     }
+    if !healthy {
+        give_up_locks(pending);
+    }
+    healthy
+}
+
+/// Leaves every lock of the batch to lapse: the messages are redelivered and rewritten
+/// idempotently.
+fn give_up_locks(pending: &mut [Pending]) {
+    pending.iter_mut().for_each(|p| p.lock_lost = true);
 }

@@ -353,8 +353,6 @@ note = "body.note"
 // Cassandra down
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: after the outage the connector stays paused (lock renewals that fail \
-            one by one keep `route::write_all` from polling its writes); run with --ignored"]
 async fn cassandra_down_30s_pauses_without_dead_letters_and_recovers_in_process() {
     let dir = tempfile::tempdir().expect("temp dir");
     // A node of this test's own on 127.0.20.1 (JMX 27199): the shared node keeps serving.
