@@ -84,6 +84,10 @@ pub const MESSAGE_NOT_FOUND: &str = "com.microsoft:message-not-found";
 pub const ARGUMENT_ERROR: &str = "com.microsoft:argument-error";
 pub const MESSAGE_SIZE_EXCEEDED: &str = "amqp:link:message-size-exceeded";
 pub const DEAD_LETTER: &str = "com.microsoft:dead-letter";
+pub const SESSION_CANNOT_BE_LOCKED: &str = "com.microsoft:session-cannot-be-locked";
+pub const SESSION_LOCK_LOST: &str = "com.microsoft:session-lock-lost";
+pub const TIMEOUT: &str = "com.microsoft:timeout";
+pub const ENTITY_ALREADY_EXISTS: &str = "com.microsoft:entity-already-exists";
 
 /// The AMQP condition and `$management` status code of a broker error.
 pub fn broker_condition(error: &BrokerError) -> (&'static str, i32) {
@@ -96,6 +100,10 @@ pub fn broker_condition(error: &BrokerError) -> (&'static str, i32) {
             (NOT_ALLOWED, 400)
         }
         BrokerError::InvalidMessage { .. } => (ARGUMENT_ERROR, 400),
+        BrokerError::SessionCannotBeLocked { .. } => (SESSION_CANNOT_BE_LOCKED, 410),
+        BrokerError::SessionLockLost { .. } => (SESSION_LOCK_LOST, 410),
+        BrokerError::RuleAlreadyExists { .. } => (ENTITY_ALREADY_EXISTS, 409),
+        BrokerError::RuleNotFound { .. } => (NOT_FOUND, 404),
         _ => (INTERNAL_ERROR, 500),
     }
 }

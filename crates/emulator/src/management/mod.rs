@@ -6,9 +6,12 @@
 
 mod args;
 mod deferred;
+mod delete;
 mod locks;
 mod peek;
+mod rules;
 mod scheduled;
+mod sessions;
 mod unsupported;
 
 use busdrain_broker::{BrokerError, Entity};
@@ -66,6 +69,14 @@ pub async fn handle(request: &Request, ctx: &ManagementContext<'_>) -> Response 
         "com.microsoft:update-disposition" => deferred::update_disposition(request, ctx).await,
         "com.microsoft:schedule-message" => scheduled::schedule_message(request, ctx).await,
         "com.microsoft:cancel-scheduled-message" => scheduled::cancel_scheduled(request, ctx).await,
+        "com.microsoft:renew-session-lock" => sessions::renew_session_lock(request, ctx).await,
+        "com.microsoft:get-session-state" => sessions::get_session_state(request, ctx).await,
+        "com.microsoft:set-session-state" => sessions::set_session_state(request, ctx).await,
+        "com.microsoft:get-message-sessions" => sessions::get_message_sessions(request, ctx).await,
+        "com.microsoft:add-rule" => rules::add_rule(request, ctx).await,
+        "com.microsoft:remove-rule" => rules::remove_rule(request, ctx).await,
+        "com.microsoft:enumerate-rules" => rules::enumerate_rules(request, ctx).await,
+        "com.microsoft:batch-delete-messages" => delete::batch_delete_messages(request, ctx).await,
         other => Ok(unsupported::answer(other)),
     };
     match result {
