@@ -1,14 +1,11 @@
-// Emulator part 2 (issue 4): topics and subscriptions with rules (also managed through the
-// $management rule operations), sessions, scheduled messages, duplicate detection.
-// Rule operations and sessions are strict expected failures naming the missing feature until
-// served; topics with config rules, scheduling and duplicate detection must pass.
+// Emulator part 2 (issue 4): topics and subscriptions with config rules, scheduled messages,
+// duplicate detection. Rule management is in rules.test.js, sessions in sessions.test.js.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import Long from "long";
 import {
   assertNothingToReceive,
-  expectedFailure,
   newClient,
   queueOf,
   receiveExactly,
@@ -17,8 +14,6 @@ import {
   sleep,
 } from "./helpers.js";
 
-const RULE_OPERATIONS = "emulator part 2 (issue 4): $management add-rule / remove-rule / enumerate-rules not implemented yet";
-const SESSIONS = "emulator part 2 (issue 4): sessions not implemented yet";
 const FROM_START = { fromSequenceNumber: Long.fromNumber(1) };
 
 describe("emulator part 2", () => {
@@ -64,63 +59,6 @@ describe("emulator part 2", () => {
       const [order] = await drainSubscription("orders", 1);
       assert.equal(order?.messageId, "eu-order");
     },
-  );
-
-  it(
-    "rules are added, listed and removed through the rule manager",
-    expectedFailure(RULE_OPERATIONS, async () => {
-      const rules = client.createRuleManager(topic(), "all");
-      const names = async () => {
-        const found = [];
-        for await (const rule of rules.listRules()) found.push(rule.name);
-        return found.sort();
-      };
-      assert.deepEqual(await names(), ["$Default"]);
-      await rules.createRule("only-green", { sqlExpression: "color = 'green'" });
-      await rules.deleteRule("$Default");
-      assert.deepEqual(await names(), ["only-green"]);
-      const sender = client.createSender(topic());
-      await sender.sendMessages([
-        { body: Buffer.from("g"), messageId: "green", applicationProperties: { color: "green" } },
-        { body: Buffer.from("b"), messageId: "blue", applicationProperties: { color: "blue" } },
-      ]);
-      await sender.close();
-      const [green] = await drainSubscription("all", 1);
-      assert.equal(green?.messageId, "green");
-      await rules.createRule("$Default", { sqlExpression: "1=1" });
-      await rules.deleteRule("only-green");
-      assert.deepEqual(await names(), ["$Default"]);
-    }),
-  );
-
-  it(
-    "sessions: named and next-available, in order, with state and lock renewal",
-    expectedFailure(SESSIONS, async () => {
-      const queue = queueOf("session");
-      const sender = client.createSender(queue.name);
-      await sender.sendMessages(["a0", "a1", "a2"].map((b) => ({ body: Buffer.from(b), sessionId: "alpha" })));
-      await sender.sendMessages({ body: Buffer.from("b0"), sessionId: "beta" });
-      await sender.close();
-
-      const alpha = await client.acceptSession(queue.name, "alpha", receiverOptions());
-      assert.equal(alpha.sessionId, "alpha");
-      assert.ok(alpha.sessionLockedUntilUtc instanceof Date);
-      const received = await receiveExactly(alpha, 3);
-      assert.deepEqual(received.map((m) => m.body.toString()), ["a0", "a1", "a2"]);
-      for (const message of received) await alpha.completeMessage(message);
-      await alpha.setSessionState("checkpoint");
-      assert.equal(await alpha.getSessionState(), "checkpoint");
-      const renewed = await alpha.renewSessionLock();
-      assert.ok(renewed instanceof Date);
-      await alpha.close();
-
-      const next = await client.acceptNextSession(queue.name, receiverOptions());
-      assert.equal(next.sessionId, "beta");
-      const [beta] = await receiveExactly(next, 1);
-      assert.equal(beta?.body.toString(), "b0");
-      await next.completeMessage(beta);
-      await next.close();
-    }),
   );
 
   it(
