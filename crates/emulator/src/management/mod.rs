@@ -9,6 +9,7 @@ mod deferred;
 mod delete;
 mod locks;
 mod peek;
+mod rule_description;
 mod rules;
 mod scheduled;
 mod sessions;
@@ -107,5 +108,7 @@ pub(crate) enum OperationError {
     Encode(#[from] crate::message::MessageError),
 }
 
+#[cfg(test)]
+mod rules_tests;
 #[cfg(test)]
 mod tests;
