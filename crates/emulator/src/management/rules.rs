@@ -11,7 +11,9 @@ use serde_amqp::Value;
 use super::args::{as_i64, as_text, optional, required};
 use super::rule_description::{check_rule_name, decode_rule, encode_rule};
 use super::{ManagementContext, OperationError};
-use crate::bridge::ARGUMENT_ERROR;
+use busdrain_broker::BrokerError;
+
+use crate::bridge::{ARGUMENT_ERROR, NOT_FOUND};
 use crate::request::{Request, Response};
 
 pub(crate) async fn add_rule(
@@ -37,7 +39,19 @@ pub(crate) async fn remove_rule(
     if let Err(error) = check_rule_name(&name) {
         return Ok(Response::error(400, ARGUMENT_ERROR, error.to_string()));
     }
-    ctx.entity.remove_rule(&name).await?;
+    match ctx.entity.remove_rule(&name).await {
+        Ok(()) => {}
+        // Service Bus's wording: the JS SDK recognises "The messaging entity … could not be
+        // found" (not the condition) as MessagingEntityNotFound.
+        Err(BrokerError::RuleNotFound { entity, rule }) => {
+            return Ok(Response::error(
+                404,
+                NOT_FOUND,
+                format!("The messaging entity '{entity}/Rules/{rule}' could not be found."),
+            ))
+        }
+        Err(error) => return Err(error.into()),
+    }
     tracing::info!(entity = ctx.resource, rule = %name, "rule removed");
     Ok(Response::ok(Some(Value::Map(OrderedMap::new()))))
 }
