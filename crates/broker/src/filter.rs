@@ -73,10 +73,11 @@ fn apply_action_changes(
             modified_properties.insert(name.clone(), from_filter_value(value));
         }
     }
-    // REMOVE of an application property has no overlay form: it is recorded as null.
+    // A REMOVE is recorded as `Removed`, not `Null`: the consumer must not see the property
+    // at all, whereas `SET p = NULL` delivers it with a null value.
     for name in before.user.keys() {
         if !after.user.contains_key(name) {
-            modified_properties.insert(name.clone(), PropertyValue::Null);
+            modified_properties.insert(name.clone(), PropertyValue::Removed);
         }
     }
     let content = (after.system != before.system).then(|| {
@@ -149,7 +150,8 @@ pub(crate) fn filter_view(
 /// Application property → filter value (the mapping in busdrain-filter's README).
 pub(crate) fn to_filter_value(value: &PropertyValue) -> Value {
     match value {
-        PropertyValue::Null => Value::Null,
+        // `Removed` never occurs in a message's own application properties.
+        PropertyValue::Null | PropertyValue::Removed => Value::Null,
         PropertyValue::Bool(b) => Value::Bool(*b),
         PropertyValue::UByte(n) => Value::Long(i64::from(*n)),
         PropertyValue::UShort(n) => Value::Long(i64::from(*n)),
@@ -267,9 +269,28 @@ mod tests {
         );
         assert_eq!(
             routed.modified_properties.get("tmp"),
-            Some(&PropertyValue::Null)
+            Some(&PropertyValue::Removed)
         );
         assert_eq!(routed.content.and_then(|c| c.to), Some("x".to_owned()));
+    }
+
+    #[test]
+    fn set_null_and_remove_are_recorded_apart() {
+        let rules = vec![rule(
+            Filter::True,
+            Some("SET nulled = NULL; REMOVE gone; SET fresh = NULL"),
+        )];
+        let mut message = message_with("nulled", PropertyValue::Int(1));
+        message
+            .application_properties
+            .insert("gone".to_owned(), PropertyValue::Int(2));
+        let view = filter_view(&message, 1, Timestamp::now());
+        let routed = route_to_subscription(&rules, &message, &view).unwrap();
+        let modified = &routed.modified_properties;
+        assert_eq!(modified.get("nulled"), Some(&PropertyValue::Null));
+        assert_eq!(modified.get("fresh"), Some(&PropertyValue::Null));
+        assert_eq!(modified.get("gone"), Some(&PropertyValue::Removed));
+        assert_eq!(routed.content, None, "no system property changed");
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum PropertyValue {
     String(String),
     /// An AMQP `symbol`; kept apart from `String` so it is re-encoded with the same type.
     Symbol(String),
+    /// Only in [`StoredMessage::modified_properties`]: a rule action's `REMOVE` of the
+    /// property (distinct from `SET p = NULL`, which is `Null`). Last variant, so records
+    /// stored before it existed still decode.
+    Removed,
 }
 
 impl PropertyValue {

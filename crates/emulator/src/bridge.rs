@@ -8,8 +8,8 @@ use busdrain_broker::{MessageLock, NewMessage};
 use fe2o3_amqp_types::definitions::{Error, ErrorCondition, Fields};
 use fe2o3_amqp_types::primitives::Symbol;
 
-use crate::message::{DecodedMessage, DeliveryStamp, MessageState};
-use crate::property::{property_map_from_pairs, property_pairs};
+use crate::message::{DecodedMessage, DeliveryStamp, MessageState, SystemFields};
+use crate::property::{property_map_from_pairs, property_pairs, removed_properties};
 
 /// The broker's view of a message a producer sent.
 pub fn new_message(decoded: DecodedMessage) -> NewMessage {
@@ -59,6 +59,23 @@ pub fn stamp(message: &StoredMessage, lock: Option<&MessageLock>) -> DeliverySta
         enqueue_sequence_number: Some(message.sequence_number),
         dead_letter_source: message.dead_letter.as_ref().map(|d| d.source.clone()),
         modified_properties: property_pairs(&message.modified_properties),
+        removed_properties: removed_properties(&message.modified_properties),
+        system: Some(system_fields(&message.content)),
+    }
+}
+
+/// The system fields the broker holds (a subscription's rule action may have changed them).
+fn system_fields(content: &NewMessage) -> SystemFields {
+    SystemFields {
+        message_id: content.message_id.clone(),
+        correlation_id: content.correlation_id.clone(),
+        to: content.to.clone(),
+        reply_to: content.reply_to.clone(),
+        subject: content.subject.clone(),
+        session_id: content.session_id.clone(),
+        reply_to_session_id: content.reply_to_session_id.clone(),
+        content_type: content.content_type.clone(),
+        partition_key: content.partition_key.clone(),
     }
 }
 

@@ -265,8 +265,28 @@ pub struct DeliveryStamp {
     pub enqueue_sequence_number: Option<i64>,
     pub dead_letter_source: Option<String>,
     /// Application properties set or overwritten by abandon / defer / dead-letter
-    /// (including `DeadLetterReason` and `DeadLetterErrorDescription`).
+    /// (including `DeadLetterReason` and `DeadLetterErrorDescription`) or a rule action's SET.
     pub modified_properties: Vec<(String, Value)>,
+    /// Application properties a rule action's REMOVE took away.
+    pub removed_properties: Vec<String>,
+    /// The system fields the broker holds for the message. A rule action's `SET sys.…` changes
+    /// them after the payload was stored: where they differ from the payload's properties
+    /// section (or partition key annotation), the delivery carries the broker's values.
+    pub system: Option<SystemFields>,
+}
+
+/// The system fields of a stored message that a rule action may change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SystemFields {
+    pub message_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub to: Option<String>,
+    pub reply_to: Option<String>,
+    pub subject: Option<String>,
+    pub session_id: Option<String>,
+    pub reply_to_session_id: Option<String>,
+    pub content_type: Option<String>,
+    pub partition_key: Option<String>,
 }
 
 /// Encodes the header by hand: serde_amqp drops trailing default fields, and .NET fails with
@@ -310,21 +330,79 @@ fn set_annotation(map: &mut OrderedMap<Value, Value>, key: &str, value: Value) {
     map.insert(symbol(key), value);
 }
 
-/// An application-properties section: `existing` (an encoded map) with `modified` set on top.
+/// An application-properties section: `existing` (an encoded map) with the stamp's modified
+/// properties set on top and its removed ones taken out.
 fn merged_application_properties(
     existing: Option<&[u8]>,
-    modified: &[(String, Value)],
+    stamp: &DeliveryStamp,
 ) -> Result<Vec<u8>, MessageError> {
     let mut map = match existing {
         Some(value) => decode_map("application-properties", value)?,
         None => OrderedMap::new(),
     };
-    for (key, value) in modified {
+    for (key, value) in &stamp.modified_properties {
         map.as_inner_mut()
             .retain(|k, _| key_text(k) != Some(key.as_str()));
         map.insert(Value::String(key.clone()), value.clone());
     }
+    for removed in &stamp.removed_properties {
+        map.as_inner_mut()
+            .retain(|k, _| key_text(k) != Some(removed.as_str()));
+    }
     encode_map_section(0x74, map)
+}
+
+/// Replaces `current` with `wanted` when they differ; reports whether it did.
+fn replace_if_changed<T: PartialEq>(current: &mut T, wanted: T) -> bool {
+    let changed = *current != wanted;
+    if changed {
+        *current = wanted;
+    }
+    changed
+}
+
+/// The properties section to deliver: `existing` as stored, or re-encoded with the broker's
+/// system fields where a rule action changed them. Identifiers keep their AMQP type unless
+/// their text changed (then they become strings, as Service Bus sets them).
+fn delivered_properties(
+    existing: Option<&[u8]>,
+    system: &SystemFields,
+) -> Result<Option<Vec<u8>>, MessageError> {
+    let mut properties: Properties = match existing {
+        Some(encoded) => {
+            serde_amqp::from_slice(encoded).map_err(|e| section_error("properties", e))?
+        }
+        None => Properties::default(),
+    };
+    let as_id = |text: &Option<String>| text.clone().map(MessageId::String);
+    let mut changed = false;
+    if properties.message_id.as_ref().map(message_id_text) != system.message_id {
+        changed |= replace_if_changed(&mut properties.message_id, as_id(&system.message_id));
+    }
+    if properties.correlation_id.as_ref().map(message_id_text) != system.correlation_id {
+        changed |= replace_if_changed(
+            &mut properties.correlation_id,
+            as_id(&system.correlation_id),
+        );
+    }
+    changed |= replace_if_changed(&mut properties.to, system.to.clone());
+    changed |= replace_if_changed(&mut properties.reply_to, system.reply_to.clone());
+    changed |= replace_if_changed(&mut properties.subject, system.subject.clone());
+    changed |= replace_if_changed(&mut properties.group_id, system.session_id.clone());
+    changed |= replace_if_changed(
+        &mut properties.reply_to_group_id,
+        system.reply_to_session_id.clone(),
+    );
+    changed |= replace_if_changed(
+        &mut properties.content_type,
+        system.content_type.as_deref().map(Symbol::from),
+    );
+    if !changed {
+        return Ok(existing.map(<[u8]>::to_vec));
+    }
+    serde_amqp::to_vec(&properties)
+        .map(Some)
+        .map_err(|e| MessageError::Encode(e.to_string()))
 }
 
 /// The annotated message for a consumer (a transfer payload, or the `message` binary of a
@@ -379,22 +457,53 @@ pub fn encode_delivery(payload: &[u8], stamp: &DeliveryStamp) -> Result<Vec<u8>,
             Value::String(source.clone()),
         );
     }
+    if let Some(system) = &stamp.system {
+        let current = annotations
+            .iter()
+            .find(|(k, _)| key_text(k) == Some(PARTITION_KEY))
+            .and_then(|(_, v)| value_text(v));
+        if current != system.partition_key {
+            annotations
+                .as_inner_mut()
+                .retain(|k, _| key_text(k) != Some(PARTITION_KEY));
+            if let Some(key) = &system.partition_key {
+                set_annotation(&mut annotations, PARTITION_KEY, Value::String(key.clone()));
+            }
+        }
+    }
     out.extend_from_slice(&encode_map_section(0x72, annotations)?);
 
-    // Application properties come before the body; the modified ones are merged in.
-    let modified = !stamp.modified_properties.is_empty();
+    // Sections in their AMQP order: properties, application properties, body, footer. The
+    // stored properties and application properties are written with the broker's changes;
+    // either is added before the body when the payload had none and there is something to say.
+    let modified = !stamp.modified_properties.is_empty() || !stamp.removed_properties.is_empty();
+    let mut wrote_properties = false;
     let mut wrote_application_properties = false;
     for section in &sections {
         match section.kind {
             SectionKind::Header
             | SectionKind::DeliveryAnnotations
             | SectionKind::MessageAnnotations => {}
-            SectionKind::Properties => out.extend_from_slice(section.encoded),
+            SectionKind::Properties => {
+                match &stamp.system {
+                    Some(system) => {
+                        if let Some(bytes) = delivered_properties(Some(section.encoded), system)? {
+                            out.extend_from_slice(&bytes);
+                        }
+                    }
+                    None => out.extend_from_slice(section.encoded),
+                }
+                wrote_properties = true;
+            }
             SectionKind::ApplicationProperties => {
+                if !wrote_properties {
+                    write_added_properties(&mut out, stamp)?;
+                    wrote_properties = true;
+                }
                 if modified {
                     out.extend_from_slice(&merged_application_properties(
                         Some(section.value),
-                        &stamp.modified_properties,
+                        stamp,
                     )?);
                 } else {
                     out.extend_from_slice(section.encoded);
@@ -405,24 +514,46 @@ pub fn encode_delivery(payload: &[u8], stamp: &DeliveryStamp) -> Result<Vec<u8>,
             | SectionKind::AmqpSequence
             | SectionKind::AmqpValue
             | SectionKind::Footer => {
-                if modified && !wrote_application_properties {
-                    out.extend_from_slice(&merged_application_properties(
-                        None,
-                        &stamp.modified_properties,
-                    )?);
+                if !wrote_properties {
+                    write_added_properties(&mut out, stamp)?;
+                    wrote_properties = true;
                 }
-                wrote_application_properties = true;
+                if !wrote_application_properties {
+                    write_added_application_properties(&mut out, stamp)?;
+                    wrote_application_properties = true;
+                }
                 out.extend_from_slice(section.encoded);
             }
         }
     }
-    if modified && !wrote_application_properties {
-        out.extend_from_slice(&merged_application_properties(
-            None,
-            &stamp.modified_properties,
-        )?);
+    if !wrote_properties {
+        write_added_properties(&mut out, stamp)?;
+    }
+    if !wrote_application_properties {
+        write_added_application_properties(&mut out, stamp)?;
     }
     Ok(out)
+}
+
+/// A properties section for a payload that had none, when a rule action set a system field.
+fn write_added_properties(out: &mut Vec<u8>, stamp: &DeliveryStamp) -> Result<(), MessageError> {
+    if let Some(system) = &stamp.system {
+        if let Some(bytes) = delivered_properties(None, system)? {
+            out.extend_from_slice(&bytes);
+        }
+    }
+    Ok(())
+}
+
+/// An application-properties section for a payload that had none, when properties were set.
+fn write_added_application_properties(
+    out: &mut Vec<u8>,
+    stamp: &DeliveryStamp,
+) -> Result<(), MessageError> {
+    if !stamp.modified_properties.is_empty() {
+        out.extend_from_slice(&merged_application_properties(None, stamp)?);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

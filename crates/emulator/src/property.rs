@@ -57,6 +57,8 @@ pub fn to_amqp(value: &PropertyValue) -> Value {
         PropertyValue::Binary(b) => Value::Binary(serde_bytes::ByteBuf::from(b.to_vec())),
         PropertyValue::String(s) => Value::String(s.clone()),
         PropertyValue::Symbol(s) => Value::Symbol(Symbol::from(s.as_str())),
+        // A removal marker has no value; `property_pairs` leaves it out.
+        PropertyValue::Removed => Value::Null,
     }
 }
 
@@ -79,9 +81,21 @@ pub fn property_map_from_pairs(pairs: &[(String, Value)]) -> PropertyMap {
         .collect()
 }
 
-/// The broker's property map as `(name, AMQP value)` pairs for the message encoder.
+/// The properties a modification map sets, as `(name, AMQP value)` pairs for the message
+/// encoder (removals are left out: see [`removed_properties`]).
 pub fn property_pairs(map: &PropertyMap) -> Vec<(String, Value)> {
-    map.iter().map(|(k, v)| (k.clone(), to_amqp(v))).collect()
+    map.iter()
+        .filter(|(_, v)| **v != PropertyValue::Removed)
+        .map(|(k, v)| (k.clone(), to_amqp(v)))
+        .collect()
+}
+
+/// The properties a modification map removes (a rule action's `REMOVE`).
+pub fn removed_properties(map: &PropertyMap) -> Vec<String> {
+    map.iter()
+        .filter(|(_, v)| **v == PropertyValue::Removed)
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -114,5 +128,17 @@ mod tests {
             assert_eq!(to_amqp(&converted), value);
         }
         assert!(from_amqp(&Value::List(vec![])).is_none());
+    }
+
+    #[test]
+    fn removals_are_split_from_values() {
+        let map: PropertyMap = [
+            ("kept".to_owned(), PropertyValue::Null),
+            ("gone".to_owned(), PropertyValue::Removed),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(property_pairs(&map), vec![("kept".to_owned(), Value::Null)]);
+        assert_eq!(removed_properties(&map), vec!["gone".to_owned()]);
     }
 }

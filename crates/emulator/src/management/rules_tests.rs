@@ -302,8 +302,130 @@ async fn an_added_rule_routes_messages_and_its_action_changes_them() {
     assert_eq!(ids, vec!["red", "blue"]);
     let red = &deliveries[0].message.modified_properties;
     assert_eq!(red.get("seen"), Some(&PropertyValue::String("yes".into())));
-    assert_eq!(red.get("color"), Some(&PropertyValue::Null));
+    assert_eq!(red.get("color"), Some(&PropertyValue::Removed));
     assert!(deliveries[1].message.modified_properties.is_empty());
+    broker.close();
+}
+
+/// A producer's message as the send link hands it to the broker.
+fn sent_message() -> NewMessage {
+    use fe2o3_amqp_types::messaging::{ApplicationProperties, Message, MessageId, Properties};
+    let properties = Properties::builder()
+        .message_id(MessageId::Ulong(7))
+        .subject("original")
+        .build();
+    let message = Message::builder()
+        .properties(properties)
+        .application_properties(
+            ApplicationProperties::builder()
+                .insert("color", "red")
+                .insert("tmp", 1)
+                .insert("nulled", 2)
+                .build(),
+        )
+        .value("body")
+        .build();
+    let bytes =
+        serde_amqp::to_vec(&fe2o3_amqp_types::messaging::message::__private::Serializable(message))
+            .expect("encodes");
+    crate::bridge::new_message(crate::message::decode_message(&bytes).expect("decodes"))
+}
+
+/// The next message of `entity` as encoded for a consumer, with its stamp.
+async fn next_delivery(entity: &Entity) -> (crate::message::DeliveryStamp, Vec<u8>) {
+    let mut deliveries = entity
+        .receive(1, ReceiveMode::ReceiveAndDelete)
+        .await
+        .expect("receive");
+    assert_eq!(deliveries.len(), 1);
+    let delivery = deliveries.remove(0);
+    let stamp = crate::bridge::stamp(&delivery.message, None);
+    let bytes = crate::message::encode_delivery(&delivery.message.content.payload, &stamp)
+        .expect("encodes the delivery");
+    (stamp, bytes)
+}
+
+/// What a consumer of `entity` receives next, decoded as an AMQP client would.
+async fn received(
+    entity: &Entity,
+) -> fe2o3_amqp_types::messaging::Message<fe2o3_amqp_types::messaging::Body<Value>> {
+    use fe2o3_amqp_types::messaging::message::__private::Deserializable;
+    let (_, bytes) = next_delivery(entity).await;
+    serde_amqp::from_slice::<Deserializable<_>>(&bytes)
+        .expect("a client decodes it")
+        .0
+}
+
+#[tokio::test]
+async fn a_rule_action_reaches_the_consumer_removed_nulled_and_system_fields_rewritten() {
+    use fe2o3_amqp_types::messaging::MessageId;
+    use fe2o3_amqp_types::primitives::SimpleValue;
+    let dir = temp_dir();
+    let broker = open(&dir);
+    let sub = entity(&broker, SUBSCRIPTION);
+    let topic = entity(&broker, "topic.1");
+    assert_eq!(run(&sub, &remove("$Default")).await.status_code, 200);
+    let action = "REMOVE tmp; SET nulled = NULL; SET added = 'x'; SET sys.Label = 'relabelled'; \
+                  SET sys.CorrelationId = 'corr'; SET sys.ContentType = 'text/plain'; \
+                  SET sys.To = 'dest'; SET sys.ReplyTo = 'back'";
+    let added = run(&sub, &sql_rule("act", "color = 'red'", Some(action))).await;
+    assert_eq!(added.status_code, 200, "{added:?}");
+
+    topic.send(vec![sent_message()]).await.expect("send");
+    let message = received(&sub).await;
+    let properties = message
+        .application_properties
+        .expect("application properties");
+    assert_eq!(
+        properties.get("tmp"),
+        None,
+        "REMOVE takes the property away"
+    );
+    assert!(
+        properties.contains_key("nulled"),
+        "SET p = NULL keeps the property"
+    );
+    assert_eq!(properties.get("nulled"), Some(&SimpleValue::Null));
+    assert_eq!(
+        properties.get("added"),
+        Some(&SimpleValue::String("x".into()))
+    );
+    assert_eq!(
+        properties.get("color"),
+        Some(&SimpleValue::String("red".into()))
+    );
+    let system = message.properties.expect("properties");
+    assert_eq!(system.subject.as_deref(), Some("relabelled"));
+    assert_eq!(
+        system.correlation_id,
+        Some(MessageId::String("corr".into()))
+    );
+    assert_eq!(system.content_type.map(|c| c.0), Some("text/plain".into()));
+    assert_eq!(system.to.as_deref(), Some("dest"));
+    assert_eq!(system.reply_to.as_deref(), Some("back"));
+    assert_eq!(
+        system.message_id,
+        Some(MessageId::Ulong(7)),
+        "an unchanged identifier keeps its AMQP type"
+    );
+    broker.close();
+}
+
+#[tokio::test]
+async fn an_unmodified_copy_is_delivered_byte_for_byte() {
+    let dir = temp_dir();
+    let broker = open(&dir);
+    let sub = entity(&broker, SUBSCRIPTION);
+    let topic = entity(&broker, "topic.1");
+    let sent = sent_message();
+    let payload = sent.payload.clone();
+    topic.send(vec![sent]).await.expect("send");
+    let (stamp, bytes) = next_delivery(&sub).await;
+    assert!(
+        bytes.ends_with(&payload[payload.len() - 40..]),
+        "properties, application properties and body are the stored bytes"
+    );
+    assert!(stamp.removed_properties.is_empty() && stamp.modified_properties.is_empty());
     broker.close();
 }
 
