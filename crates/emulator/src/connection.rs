@@ -4,20 +4,20 @@ use std::sync::Arc;
 
 use busdrain_amqp::types::definitions::SenderSettleMode;
 use busdrain_amqp::{AttachReply, ConnectionEvent, IncomingAttach, Link, LinkDirection};
-use busdrain_broker::{EntityPath as BrokerPath, ReceiveMode};
+use busdrain_broker::{BrokerError, EntityPath as BrokerPath, ReceiveMode};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::address::{EntityPath, NodeAddress};
 use crate::auth::{unix_now, ConnectionAuth};
-use crate::bridge::{amqp_error, broker_error, NOT_FOUND};
+use crate::bridge::{amqp_error, broker_error, NOT_ALLOWED, NOT_FOUND};
 use crate::management::{self, ManagementContext};
 use crate::node::{self, Responders};
 use crate::request::{CBS_STATUS_KEYS, MANAGEMENT_STATUS_KEYS};
 use crate::sas::Right;
 use crate::server::Shared;
-use crate::{cbs, receive_link, send_link};
+use crate::{cbs, receive_link, send_link, session_link};
 
 /// Serves one accepted TCP connection until it closes or `shutdown` fires.
 pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: String, shutdown: CancellationToken) {
@@ -198,6 +198,31 @@ impl ConnectionState {
             SenderSettleMode::Settled => ReceiveMode::ReceiveAndDelete,
             _ => ReceiveMode::PeekLock,
         };
+        let session_request = session_link::session_request(attach.attach());
+        if attach.direction() == LinkDirection::Outgoing {
+            let requires_session =
+                entity.properties().requires_session && !entity.is_dead_letter_queue();
+            match (requires_session, session_request) {
+                (true, Some(request)) => {
+                    return self.attach_session_receiver(attach, entity, mode, resource, request)
+                }
+                (true, None) => {
+                    return attach.refuse(broker_error(&BrokerError::SessionRequired {
+                        entity: resource,
+                    }))
+                }
+                (false, Some(_)) => {
+                    return attach.refuse(amqp_error(
+                        NOT_ALLOWED,
+                        format!(
+                            "{resource} does not require sessions; a session receiver \
+                             cannot be created on it"
+                        ),
+                    ))
+                }
+                (false, None) => {}
+            }
+        }
         let reply = self.reply(&attach);
         match attach.accept(reply) {
             Link::Outgoing(link) => {
@@ -207,6 +232,7 @@ impl ConnectionState {
                     mode,
                     self.auth.clone(),
                     resource,
+                    None,
                 ));
             }
             Link::Incoming(link) => {
@@ -214,6 +240,39 @@ impl ConnectionState {
                     .spawn(send_link::serve(link, entity, self.auth.clone(), resource));
             }
         }
+    }
+
+    /// Locks the requested session (a next-available request may wait for one), then
+    /// answers the attach with the session id and lock expiry and serves the link.
+    fn attach_session_receiver(
+        &self,
+        attach: IncomingAttach,
+        entity: busdrain_broker::Entity,
+        mode: ReceiveMode,
+        resource: String,
+        request: session_link::SessionRequest,
+    ) {
+        let mut reply = self.reply(&attach);
+        let auth = self.auth.clone();
+        self.links.spawn(async move {
+            let timeout = session_link::accept_timeout(attach.attach());
+            let lock = match session_link::lock_session(&entity, &request, timeout).await {
+                Ok(lock) => lock,
+                Err(error) => {
+                    tracing::debug!(entity = %resource, ?request, ?error, "session receiver refused");
+                    return attach.refuse(error);
+                }
+            };
+            reply.source = session_link::reply_source(attach.attach().source.as_deref(), &lock);
+            session_link::add_locked_until(&mut reply.properties, &lock);
+            tracing::debug!(entity = %resource, session_id = %lock.session_id, "session locked");
+            match attach.accept(reply) {
+                Link::Outgoing(link) => {
+                    receive_link::serve(link, entity, mode, auth, resource, Some(lock)).await
+                }
+                Link::Incoming(_) => entity.release_session(&lock.session_id, lock.token),
+            }
+        });
     }
 
     fn lookup(

@@ -21,6 +21,7 @@ pub mod request;
 pub mod sas;
 pub mod send_link;
 pub mod server;
+pub mod session_link;
 pub mod settlement;
 
 pub use busdrain_broker::NamespaceConfig;

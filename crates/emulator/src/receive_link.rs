@@ -5,6 +5,11 @@
 //! the lock token as their delivery tag (.NET `Guid` byte order); receive-and-delete
 //! deliveries (the client attached with snd-settle-mode `settled`) go out pre-settled, already
 //! removed from the broker.
+//!
+//! A session receiver (see [`crate::session_link`]) takes messages only from the session it
+//! holds, in sequence order; when its session lock lapses the link is detached with
+//! `com.microsoft:session-lock-lost` (settlements arriving by then are refused with it), and
+//! when the link goes away the session is released for the next receiver.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -13,7 +18,9 @@ use busdrain_amqp::types::messaging::{Accepted, DeliveryState, Rejected};
 use busdrain_amqp::{
     DispositionEvent, OutgoingDelivery, OutgoingLink, OutgoingLinkEvent, MESSAGE_FORMAT_AMQP,
 };
-use busdrain_broker::{BrokerError, Delivery, Entity, PropertyMap, ReceiveMode};
+use busdrain_broker::{
+    BrokerError, Delivery, Entity, PropertyMap, ReceiveMode, SessionLock, Timestamp,
+};
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -29,6 +36,7 @@ pub async fn serve(
     mode: ReceiveMode,
     auth: Arc<ConnectionAuth>,
     resource: String,
+    session: Option<SessionLock>,
 ) {
     let mut watch = entity.watch();
     // Lock tokens delivered on this link and not settled yet.
@@ -39,10 +47,17 @@ pub async fn serve(
             if let Err(error) = auth.check(&resource, Right::Listen, unix_now()) {
                 tracing::info!(entity = %resource, %error, "receive refused");
                 link.detach(Some(error.to_amqp()));
-                abandon_all(&entity, outstanding).await;
-                return;
+                break;
             }
-            match entity.receive(credit as usize, mode).await {
+            let received = match &session {
+                Some(session) => {
+                    entity
+                        .receive_from_session(session, credit as usize, mode)
+                        .await
+                }
+                None => entity.receive(credit as usize, mode).await,
+            };
+            match received {
                 Ok(deliveries) => {
                     for delivery in deliveries {
                         send_one(&mut link, &entity, delivery, &mut outstanding).await;
@@ -51,23 +66,32 @@ pub async fn serve(
                 Err(error) => {
                     tracing::warn!(entity = %resource, %error, "receive failed");
                     link.detach(Some(broker_error(&error)));
-                    abandon_all(&entity, outstanding).await;
-                    return;
+                    break;
                 }
             }
         }
         if link.drain_requested() {
-            let more = link.credit() > 0 && has_available(&entity);
+            // A session receive above took everything the credit allowed.
+            let more = link.credit() > 0 && session.is_none() && has_available(&entity);
             if !more {
                 link.drained();
             }
         }
+        let session_expiry = session_expiry(&entity, session.as_ref());
         let event = tokio::select! {
             event = link.next_event() => event,
             changed = watch.changed() => {
                 if changed.is_err() {
                     link.detach(Some(broker_error(&BrokerError::ShuttingDown)));
-                    return;
+                    break;
+                }
+                continue;
+            }
+            _ = sleep_until(session_expiry) => {
+                if session.as_ref().is_some_and(|s| entity.session_locked_until(s).is_none()) {
+                    tracing::debug!(entity = %resource, "session lock lost; detaching");
+                    link.detach(Some(broker_error(&session_lock_lost(&resource, session.as_ref()))));
+                    break;
                 }
                 continue;
             }
@@ -91,7 +115,11 @@ pub async fn serve(
                         }
                     }
                 }
-                settle_all(&link, &entity, dispositions, &mut outstanding).await;
+                let lost = session
+                    .as_ref()
+                    .filter(|s| entity.session_locked_until(s).is_none())
+                    .map(|_| session_lock_lost(&resource, session.as_ref()));
+                settle_all(&link, &entity, dispositions, &mut outstanding, lost).await;
                 if detached {
                     break;
                 }
@@ -99,6 +127,38 @@ pub async fn serve(
         }
     }
     abandon_all(&entity, outstanding).await;
+    if let Some(session) = session {
+        entity.release_session(&session.session_id, session.token);
+    }
+}
+
+/// When the held session's lock lapses (`None`: no session, never).
+fn session_expiry(entity: &Entity, session: Option<&SessionLock>) -> Option<Timestamp> {
+    let session = session?;
+    // Already lapsed: look again at once.
+    Some(
+        entity
+            .session_locked_until(session)
+            .unwrap_or(Timestamp::from_unix_millis(0)),
+    )
+}
+
+/// Sleeps until just after `at` (a lock is valid through its `locked_until`), or forever.
+async fn sleep_until(at: Option<Timestamp>) {
+    match at {
+        Some(at) => {
+            let wait = Timestamp::now().until(at) + std::time::Duration::from_millis(5);
+            tokio::time::sleep(wait).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn session_lock_lost(resource: &str, session: Option<&SessionLock>) -> BrokerError {
+    BrokerError::SessionLockLost {
+        entity: resource.to_string(),
+        session_id: session.map(|s| s.session_id.clone()).unwrap_or_default(),
+    }
 }
 
 fn has_available(entity: &Entity) -> bool {
@@ -157,7 +217,23 @@ async fn settle_all(
     entity: &Entity,
     dispositions: Vec<DispositionEvent>,
     outstanding: &mut HashSet<Uuid>,
+    session_lost: Option<BrokerError>,
 ) {
+    if let Some(lost) = session_lost {
+        // The session moved on: its message locks are gone with it.
+        for disposition in dispositions {
+            outstanding.remove(&Uuid::from_bytes_le(disposition.delivery_tag));
+            if !disposition.settled {
+                link.settle(
+                    disposition.delivery_id,
+                    DeliveryState::Rejected(Rejected {
+                        error: Some(broker_error(&lost)),
+                    }),
+                );
+            }
+        }
+        return;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for disposition in dispositions {
         let token = Uuid::from_bytes_le(disposition.delivery_tag);

@@ -348,3 +348,27 @@ impl Entity {
         }
     }
 }
+
+impl Entity {
+    /// The session's current, unexpired lock, whoever holds it. The `$management` session
+    /// operations name only the session id, so they act on the current holder's lock.
+    pub fn session_holder(&self, session_id: &str) -> Option<SessionLock> {
+        let now = Timestamp::now();
+        self.inner
+            .state()
+            .sessions
+            .get(session_id)
+            .and_then(|entry| entry.lock.clone())
+            .filter(|lock| lock.locked_until >= now)
+    }
+
+    /// When `session`'s lock lapses if it is still held by the same token (renewals move
+    /// it); `None` once it expired or was released.
+    pub fn session_locked_until(&self, session: &SessionLock) -> Option<Timestamp> {
+        let now = Timestamp::now();
+        self.inner
+            .state()
+            .held_session(&session.session_id, session.token, now)
+            .map(|lock| lock.locked_until)
+    }
+}

@@ -23,11 +23,8 @@ pub(crate) async fn receive_by_sequence_number(
         Some(value) if as_i64(value, "receiver-settle-mode")? == 0 => ReceiveMode::ReceiveAndDelete,
         _ => ReceiveMode::PeekLock,
     };
-    if optional(request, "session-id").is_some() {
-        return Ok(super::unsupported::answer(
-            "com.microsoft:receive-by-sequence-number (session)",
-        ));
-    }
+    // A session receiver's deferred messages: the session must still be held.
+    super::sessions::held_session(request, ctx)?;
     let deliveries = ctx.entity.receive_deferred(&sequence_numbers, mode).await?;
     let mut list = Vec::with_capacity(deliveries.len());
     for delivery in &deliveries {
@@ -86,11 +83,7 @@ pub(crate) async fn update_disposition(
             .into())
         }
     };
-    if optional(request, "session-id").is_some() {
-        return Ok(super::unsupported::answer(
-            "com.microsoft:update-disposition (session)",
-        ));
-    }
+    super::sessions::held_session(request, ctx)?;
     let tokens = uuids(required(request, "lock-tokens")?, "lock-tokens")?;
     let properties: PropertyMap = match optional(request, "properties-to-modify") {
         Some(Value::Map(map)) => property_map_from_amqp(map.iter()),

@@ -1,10 +1,11 @@
 //! `com.microsoft:peek-message`: reads messages from a sequence number on, without locking.
-//! An empty result is `204 No Content` (the SDKs treat it as "no messages").
+//! An empty result is `204 No Content` (the SDKs treat it as "no messages"). With `session-id`
+//! only that session's messages are read.
 
 use serde_amqp::primitives::OrderedMap;
 use serde_amqp::Value;
 
-use super::args::{as_i64, optional, required};
+use super::args::{as_i64, as_text, optional, required};
 use super::{ManagementContext, OperationError};
 use crate::bridge::stamp;
 use crate::message::encode_delivery;
@@ -26,12 +27,14 @@ pub(crate) async fn peek_message(
         None => 1,
     };
     let count = usize::try_from(count.max(0)).unwrap_or(0).min(MAX_PEEK);
-    if optional(request, "session-id").is_some() {
-        return Ok(super::unsupported::answer(
-            "com.microsoft:peek-message (session)",
-        ));
-    }
-    let messages = ctx.entity.peek(from, count).await?;
+    // Peeking a session needs no lock on it.
+    let messages = match optional(request, "session-id") {
+        Some(value) => {
+            let session_id = as_text(value, "session-id")?;
+            ctx.entity.peek_session(&session_id, from, count).await?
+        }
+        None => ctx.entity.peek(from, count).await?,
+    };
     if messages.is_empty() {
         return Ok(Response {
             status_code: 204,
