@@ -27,7 +27,7 @@ impl EmulatorProcess {
         let config = run_dir.join("emulator-config.json");
         std::fs::write(&config, namespace_config())
             .with_context(|| format!("cannot write {}", config.display()))?;
-        let data_dir = run_dir.join("emulator-data");
+        let data_dir = data_dir(run_dir);
         let port = child::free_port()?;
         let log = run_dir.join("emulator.log");
         let args = vec![
@@ -71,10 +71,15 @@ impl EmulatorProcess {
     }
 }
 
+/// Where [`EmulatorProcess::start`] keeps the store: an existing store there is served as is.
+pub fn data_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("emulator-data")
+}
+
 /// Microsoft's `Config.json` format. Locks last the Service Bus maximum (5 min) so a slow drain
 /// of a large backlog never sees a lock lapse; MaxDeliveryCount is high so nothing is
 /// dead-lettered by a retry.
-fn namespace_config() -> String {
+pub fn namespace_config() -> String {
     let queue = |name: &str| {
         serde_json::json!({
             "Name": name,

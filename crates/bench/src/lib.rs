@@ -6,6 +6,7 @@
 //!
 //! and reports absolute figures and ratios. See `docs/BENCHMARKS.md`.
 
+pub mod backlog;
 pub mod broker;
 pub mod cassandra;
 pub mod ceiling;

@@ -265,3 +265,57 @@ impl BenchReport {
         out
     }
 }
+
+/// The table of `busdrain bench --drain-only`.
+pub fn backlog_table(result: &crate::backlog::BacklogResult) -> String {
+    let d = &result.drain;
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "busdrain bench --drain-only: {} messages queued at the connector's start; load average {load} at the end",
+        result.preloaded
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| Figure | Value |");
+    let _ = writeln!(out, "|---|---|");
+    let mut row = |name: &str, value: String| {
+        let _ = writeln!(out, "| {name} | {value} |");
+    };
+    row(
+        "Pre-load (straight into the store)",
+        format!("{:.1} s", result.preload_seconds),
+    );
+    row(
+        "End to end: busdrain run drain",
+        format!(
+            "{:.0} msgs/s ({:.1} rows per write request)",
+            d.messages_per_second, d.rows_per_write_request
+        ),
+    );
+    row(
+        "End to end: connector CPU",
+        format!(
+            "{:.1} µs/msg ({:.1} µs/msg including start-up)",
+            d.connector_cpu_seconds_per_1000 * 1000.0,
+            d.connector_cpu_seconds_per_1000_including_startup * 1000.0
+        ),
+    );
+    row(
+        "End to end: connector peak RSS",
+        format!(
+            "{:.1} MiB ({} msgs queued)",
+            d.connector_peak_rss_mib, result.preloaded
+        ),
+    );
+    if let Some(emulator) = d.emulator_cpu_seconds_per_1000 {
+        row(
+            "Emulator CPU during the drain",
+            format!("{:.1} µs/msg", emulator * 1000.0),
+        );
+    }
+    out
+}

@@ -4,6 +4,7 @@
 //! arrival order, and each is accepted only once the broker reports it durable.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use busdrain_amqp::types::messaging::{Accepted, DeliveryState, Rejected};
 use busdrain_amqp::{IncomingDelivery, IncomingLink, IncomingLinkEvent};
@@ -16,6 +17,10 @@ use crate::sas::Right;
 
 /// Most deliveries folded into one broker send.
 const MAX_GROUP: usize = 256;
+/// A broker send (one group commit) normally takes milliseconds; one still waiting after this
+/// long is logged at `warn`, so a stall on our side is visible. (A client that waits for an
+/// outcome we sent long ago, with nothing logged here, lost it on its side.)
+const SLOW_SEND: Duration = Duration::from_secs(5);
 
 pub async fn serve(
     mut link: IncomingLink,
@@ -48,12 +53,17 @@ pub async fn serve(
             link.detach(Some(error.to_amqp()));
             return;
         }
-        store_group(&link, &entity, group).await;
+        store_group(&link, &entity, &resource, group).await;
     }
 }
 
 /// Decodes and stores a group of deliveries, settling each.
-async fn store_group(link: &IncomingLink, entity: &Entity, group: Vec<IncomingDelivery>) {
+async fn store_group(
+    link: &IncomingLink,
+    entity: &Entity,
+    resource: &str,
+    group: Vec<IncomingDelivery>,
+) {
     let mut decoded: Vec<(u32, Vec<NewMessage>)> = Vec::with_capacity(group.len());
     for delivery in group {
         match decode_transfer(delivery.message_format, &delivery.payload) {
@@ -80,7 +90,7 @@ async fn store_group(link: &IncomingLink, entity: &Entity, group: Vec<IncomingDe
             .iter()
             .flat_map(|(_, m)| m.iter().cloned())
             .collect();
-        if entity.send(all).await.is_ok() {
+        if send_watched(entity, resource, all).await.is_ok() {
             for (delivery_id, _) in &decoded {
                 link.settle(*delivery_id, DeliveryState::Accepted(Accepted {}));
             }
@@ -90,7 +100,7 @@ async fn store_group(link: &IncomingLink, entity: &Entity, group: Vec<IncomingDe
         // the culprit is refused.
     }
     for (delivery_id, messages) in decoded {
-        let state = match entity.send(messages).await {
+        let state = match send_watched(entity, resource, messages).await {
             Ok(_) => DeliveryState::Accepted(Accepted {}),
             Err(error) => {
                 tracing::info!(%error, "send refused by the broker");
@@ -101,4 +111,23 @@ async fn store_group(link: &IncomingLink, entity: &Entity, group: Vec<IncomingDe
         };
         link.settle(delivery_id, state);
     }
+}
+
+/// `entity.send`, logged at `warn` when the broker takes longer than [`SLOW_SEND`].
+async fn send_watched(
+    entity: &Entity,
+    resource: &str,
+    messages: Vec<NewMessage>,
+) -> Result<Vec<i64>, busdrain_broker::BrokerError> {
+    let count = messages.len();
+    let started = Instant::now();
+    let send = entity.send(messages);
+    tokio::pin!(send);
+    if let Ok(result) = tokio::time::timeout(SLOW_SEND, &mut send).await {
+        return result;
+    }
+    tracing::warn!(entity = %resource, messages = count, waited_ms = started.elapsed().as_millis() as u64, "send still waiting for the broker's commit");
+    let result = send.await;
+    tracing::warn!(entity = %resource, messages = count, waited_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "slow send finished");
+    result
 }

@@ -78,6 +78,12 @@ pub struct BenchArgs {
     /// Keep the keyspace and the run directory (configs, child logs) for inspection.
     #[arg(long)]
     keep: bool,
+
+    /// Only the end-to-end drain, for the connector's peak RSS with a large backlog: --rows
+    /// messages are written straight into the emulator's store (no AMQP send), then
+    /// `busdrain run` drains them. Prints the drain figures (and writes them to --json).
+    #[arg(long)]
+    drain_only: bool,
 }
 
 pub async fn execute(args: BenchArgs) -> anyhow::Result<()> {
@@ -123,6 +129,17 @@ pub async fn execute(args: BenchArgs) -> anyhow::Result<()> {
         reference,
         keep: args.keep,
     };
+    if args.drain_only {
+        let result = busdrain_bench::backlog::run(&options).await?;
+        println!("{}", busdrain_bench::report::backlog_table(&result));
+        if let Some(path) = &args.json {
+            let json = serde_json::to_string_pretty(&result).context("cannot encode the result")?;
+            std::fs::write(path, json + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("JSON result: {}", path.display());
+        }
+        return Ok(());
+    }
     let report = busdrain_bench::run(&options).await?;
     println!("{}", report.table());
     if let Some(path) = &args.json {
