@@ -87,8 +87,15 @@ pub struct BatchReport {
     pub dead_lettered: usize,
     pub abandoned: usize,
     pub settle_failures: usize,
-    /// A lock was lost, a renewal timed out or was cut short: the source's links may be left
-    /// mid-recovery, so the receiver should reopen it (the lost messages are redelivered).
+    /// The source should be reopened (the lost messages are redelivered):
+    /// - a lock renewal timed out or was cut short. azservicebus renews over its `$management`
+    ///   link, and fe2o3-amqp-management's `MgmtClient::call` reads the next response on that
+    ///   link without matching it to its request (no correlation-id check): a call dropped after
+    ///   its request went out leaves the answer queued, and every later call on the source would
+    ///   read the answer meant for the one before. A dropped call may also have been midway
+    ///   through azservicebus re-attaching the receive link.
+    /// - a session lock was lost: the session belongs to another receiver now.
+    /// - a complete failed on a link-level error.
     pub reopen_source: bool,
 }
 
@@ -142,6 +149,8 @@ pub async fn process_batch<S: MessageSource>(
     for (p, outcome) in pending.iter().zip(outcomes) {
         if p.lock_lost {
             report.settle_failures += 1;
+            // Not settled, but released: see `MessageSource::release`.
+            source.release(p.token).await;
             continue;
         }
         match outcome {
@@ -275,9 +284,10 @@ async fn write_all<S: MessageSource>(
     (outcomes, reopen_source)
 }
 
-/// Renews the locks that are due. Returns false when a lock was lost or a renewal timed out:
-/// the remaining locks of the batch are then given up (left to lapse and be redelivered) rather
-/// than renewed one slow request after another on a link that is likely broken.
+/// Renews the locks that are due. When a lock was lost or a renewal timed out, the remaining
+/// locks of the batch are given up (released and redelivered) rather than renewed one slow
+/// request after another. Returns false when the source should be reopened: a session lock was
+/// lost (the session is gone), or a renewal was cut short (see [`BatchReport::reopen_source`]).
 async fn renew_due_locks<S: MessageSource>(
     route: &RouteRuntime,
     source: &mut S,
@@ -325,9 +335,10 @@ async fn renew_due_locks<S: MessageSource>(
                 p.renew_at = Instant::now() + Duration::from_secs(1);
             }
             Ok(Err(error)) => {
+                // The broker answered: the management link is in step, the source stays usable.
                 route.metrics.lock_renewal_failures.increment(1);
                 tracing::warn!(route = %route.plan.name, %error, "message lock lost while its write was pending; giving up the batch's locks");
-                healthy = false;
+                give_up_locks(pending);
                 break;
             }
             Err(_elapsed) => {
@@ -344,8 +355,8 @@ async fn renew_due_locks<S: MessageSource>(
     healthy
 }
 
-/// Leaves every lock of the batch to lapse: the messages are redelivered and rewritten
-/// idempotently.
+/// Gives up every lock of the batch: the messages are released once their writes end (see
+/// `process_batch`), then redelivered and rewritten idempotently.
 fn give_up_locks(pending: &mut [Pending]) {
     pending.iter_mut().for_each(|p| p.lock_lost = true);
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use busdrain_connector::source::{
     ConnectorSettings, DeadLetter, MessageSource, OutgoingMessage, PropertyValue, ReceivedMessage,
-    ReceiverSettings, ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource,
+    ReceiverSettings, SendError, ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource,
     SourceEntity, SourceError,
 };
 use time::OffsetDateTime;
@@ -139,6 +139,16 @@ impl Emulator {
         let _ = self.child.wait();
     }
 
+    /// `kill -STOP`: the process keeps its sockets open and answers nothing.
+    fn freeze(&self) {
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP failed");
+    }
+
     /// Starts again on the same ports and data directory.
     fn restart(&mut self) {
         self.kill();
@@ -187,11 +197,21 @@ impl Emulator {
     }
 
     async fn try_connect(&self, key: &str) -> Result<ServiceBusConnector, SourceError> {
+        self.try_connect_with(key, Duration::from_secs(10), 1).await
+    }
+
+    async fn try_connect_with(
+        &self,
+        key: &str,
+        operation_timeout: Duration,
+        max_retries: u32,
+    ) -> Result<ServiceBusConnector, SourceError> {
         let parsed = ServiceBusConnectionString::parse(&self.connection_string(key))
             .expect("a valid connection string");
         let mut settings = ConnectorSettings::from_connection_string(&parsed);
-        settings.operation_timeout = Duration::from_secs(10);
-        settings.max_retries = 1;
+        settings.operation_timeout = operation_timeout;
+        settings.max_retries = max_retries;
+        settings.connect_timeout = operation_timeout;
         ServiceBusConnector::connect(settings).await
     }
 }
@@ -831,5 +851,118 @@ async fn the_connector_recovers_after_the_broker_restarts() {
         .await
         .expect("complete");
     source.close().await.expect("close");
+    connector.close().await;
+}
+
+/// A receiver with a prefetch gets its credit back only by settling: messages it gives up
+/// (lost locks) must still be released, or once a prefetch's worth of them is dropped the
+/// broker can never send it another message and it waits forever while looking healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_messages_give_the_receiver_its_credit_back() {
+    let emulator = Emulator::start(vec![queue("lapse", "PT5S", false)]);
+    let connector = emulator.connect().await;
+    send(&connector, "lapse", (0..8).map(telemetry).collect()).await;
+    let entity = SourceEntity::Queue("lapse".into());
+    let settings = ReceiverSettings {
+        prefetch_count: 4,
+        ..ReceiverSettings::default()
+    };
+    let mut source = connector
+        .open_receiver(&entity, &settings)
+        .await
+        .expect("open a receiver");
+    let first = receive_n(&mut source, 4, Duration::from_secs(20)).await;
+    assert_eq!(first.len(), 4, "one prefetch's worth");
+    // Wait the locks out, as a connector does when Cassandra stalls its writes.
+    let locked_until = first[0].locked_until.expect("locked until");
+    let wait = (locked_until - OffsetDateTime::now_utc()) + time::Duration::milliseconds(1500);
+    tokio::time::sleep(wait.try_into().unwrap_or(Duration::from_secs(7))).await;
+    for message in &first {
+        source.release(message.lock_token).await;
+    }
+
+    // Settling as it goes, as the pipeline does (which refills the credit in turn).
+    let mut ids = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids.len() < 8 && Instant::now() < deadline {
+        for message in source
+            .receive(8, Duration::from_secs(2))
+            .await
+            .expect("receive")
+        {
+            source.complete(message.lock_token).await.expect("complete");
+            ids.extend(message.message_id);
+        }
+    }
+    ids.sort();
+    let mut expected: Vec<String> = (0..8).map(|seq| format!("m-{seq}")).collect();
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "the 4 released ones again and the 4 never delivered"
+    );
+    source.close().await.expect("close");
+    connector.close().await;
+}
+
+/// A transfer whose outcome never comes (the broker froze, then restarted without it) makes
+/// azservicebus recover the link and poll the transfer's finished delivery future again, which
+/// panics inside the client (`called after complete`, fe2o3-amqp 0.14.1 link/delivery.rs:454).
+/// The sender turns that into a transient error and refuses further use; the task that sent
+/// survives, and a new sender works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_outcome_is_lost_fails_without_panicking() {
+    let mut emulator = Emulator::start(vec![queue("orders", "PT30S", false)]);
+    let connector = emulator
+        .try_connect_with(KEY, Duration::from_secs(4), 3)
+        .await
+        .expect("connect");
+    let mut sender = connector
+        .open_sender("orders")
+        .await
+        .expect("open a sender");
+    emulator.freeze();
+    let sending = tokio::spawn(async move {
+        let result = sender.send(vec![telemetry(1)]).await;
+        (result, sender)
+    });
+    // Within the first try (4 s): the transfer is written and its outcome pending.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    emulator.restart();
+    let (result, mut sender) = tokio::time::timeout(Duration::from_secs(90), sending)
+        .await
+        .expect("the send ends within its retry budget")
+        .expect("the sending task does not panic");
+    let Err(SendError::Broker(SourceError::Transient(error))) = &result else {
+        panic!("a lost outcome is a transient error, got {result:?}");
+    };
+    eprintln!("send failed as expected: {error}");
+    if error.contains("panicked") {
+        // Poisoned: refused at once, without touching the client again.
+        let again = sender.send(vec![telemetry(2)]).await;
+        assert!(
+            matches!(&again, Err(SendError::Broker(SourceError::Transient(e))) if e.contains("unusable")),
+            "{again:?}"
+        );
+    }
+    let _ = sender.close().await;
+
+    // As `busdrain send` does: open a new sender, retrying once (the first open may time out
+    // on the old connection, which is then replaced).
+    let mut fresh = match connector.open_sender("orders").await {
+        Ok(sender) => sender,
+        Err(error) => {
+            eprintln!("first open after the failure: {error}");
+            connector
+                .open_sender("orders")
+                .await
+                .expect("a new sender on a new connection")
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), fresh.send(vec![telemetry(3)]))
+        .await
+        .expect("the send ends")
+        .expect("the new sender sends");
+    let _ = fresh.close().await;
     connector.close().await;
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use busdrain_connector::source::{
-    ConnectorSettings, MessageSender, OutgoingMessage, PropertyValue, ServiceBusConnectionString,
-    ServiceBusConnector,
+    ConnectorSettings, MessageSender, OutgoingMessage, PropertyValue, SendError,
+    ServiceBusConnectionString, ServiceBusConnector, SourceError,
 };
 use rand::SeedableRng as _;
 use time::OffsetDateTime;
@@ -118,9 +118,11 @@ pub async fn execute(args: SendArgs) -> anyhow::Result<()> {
     let parsed = ServiceBusConnectionString::parse(&args.connection_string)
         .context("invalid --connection-string")?;
     let settings = ConnectorSettings::from_connection_string(&parsed);
-    let connector = ServiceBusConnector::connect(settings)
-        .await
-        .with_context(|| format!("cannot connect to Service Bus at {}", parsed.host))?;
+    let connector = Arc::new(
+        ServiceBusConnector::connect(settings)
+            .await
+            .with_context(|| format!("cannot connect to Service Bus at {}", parsed.host))?,
+    );
 
     let mut senders = Vec::new();
     for _ in 0..args.senders {
@@ -137,8 +139,14 @@ pub async fn execute(args: SendArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for sender in senders {
-        let (plan, next, progress) = (plan.clone(), next.clone(), progress.clone());
-        tasks.spawn(async move { send_share(sender, &plan, &next, started, &progress).await });
+        let share = Share {
+            connector: connector.clone(),
+            plan: plan.clone(),
+            next: next.clone(),
+            started,
+            progress: progress.clone(),
+        };
+        tasks.spawn(async move { share.run(sender).await });
     }
 
     let mut sent = 0;
@@ -264,56 +272,123 @@ struct ShareOutcome {
     error: Option<anyhow::Error>,
 }
 
-/// One sender's loop: claim the next batch of message numbers, wait for the rate limit, render,
-/// send. Claiming from a shared counter spreads the work over the senders.
-async fn send_share(
-    mut sender: MessageSender,
-    plan: &Plan,
-    next: &AtomicU64,
+/// How many times a batch is sent on a fresh sender after a transient failure.
+const SEND_ATTEMPTS: u32 = 3;
+
+/// What one sender task shares with the others.
+struct Share {
+    connector: Arc<ServiceBusConnector>,
+    plan: Arc<Plan>,
+    next: Arc<AtomicU64>,
     started: Instant,
-    progress: &indicatif::ProgressBar,
-) -> ShareOutcome {
-    let mut rng = rand::rngs::StdRng::from_entropy();
-    let mut outcome = ShareOutcome {
-        sent: 0,
-        poison: 0,
-        error: None,
-    };
-    loop {
-        let first = next.fetch_add(plan.batch, Ordering::SeqCst);
-        if first >= plan.count {
-            break;
-        }
-        let end = (first + plan.batch).min(plan.count);
-        if let Some(rate) = plan.rate {
-            let due = started + Duration::from_secs_f64(first as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let mut batch = Vec::with_capacity((end - first) as usize);
-        let mut poison_in_batch = 0;
-        for seq in first..end {
-            let message = render_message(plan, seq, &mut rng);
-            if message.application_properties.contains_key("poison") {
-                poison_in_batch += 1;
+    progress: indicatif::ProgressBar,
+}
+
+impl Share {
+    /// One sender's loop: claim the next batch of message numbers, wait for the rate limit,
+    /// render, send. Claiming from a shared counter spreads the work over the senders.
+    async fn run(self, mut sender: MessageSender) -> ShareOutcome {
+        let plan = &self.plan;
+        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut outcome = ShareOutcome {
+            sent: 0,
+            poison: 0,
+            error: None,
+        };
+        loop {
+            let first = self.next.fetch_add(plan.batch, Ordering::SeqCst);
+            if first >= plan.count {
+                break;
             }
-            batch.push(message);
+            let end = (first + plan.batch).min(plan.count);
+            if let Some(rate) = plan.rate {
+                let due = self.started + Duration::from_secs_f64(first as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let mut batch = Vec::with_capacity((end - first) as usize);
+            let mut poison_in_batch = 0;
+            for seq in first..end {
+                let message = render_message(plan, seq, &mut rng);
+                if message.application_properties.contains_key("poison") {
+                    poison_in_batch += 1;
+                }
+                batch.push(message);
+            }
+            let size = batch.len() as u64;
+            if let Err(error) = self.send_with_retry(&mut sender, batch).await {
+                outcome.error = Some(error.context(format!(
+                    "sending messages {first}..{end} to `{}`",
+                    plan.entity
+                )));
+                break;
+            }
+            outcome.sent += size;
+            outcome.poison += poison_in_batch;
+            self.progress.inc(size);
         }
-        let size = batch.len() as u64;
-        if let Err(error) = sender.send(batch).await {
-            outcome.error = Some(anyhow::Error::new(error).context(format!(
-                "sending messages {first}..{end} to `{}`",
-                plan.entity
-            )));
-            break;
+        if let Err(error) = sender.close().await {
+            tracing::debug!(error = %error, "closing a sender");
         }
-        outcome.sent += size;
-        outcome.poison += poison_in_batch;
-        progress.inc(size);
+        outcome
     }
-    if let Err(error) = sender.close().await {
-        tracing::debug!(error = %error, "closing a sender");
+
+    /// Sends one batch; after a transient failure (a broken link, or a panic inside the AMQP
+    /// client, which leaves the sender unusable) it opens a fresh sender and sends the batch
+    /// again. The retry keeps the message ids, so an entity with duplicate detection drops a
+    /// copy the broker had already taken; without it a retried batch may arrive twice.
+    async fn send_with_retry(
+        &self,
+        sender: &mut MessageSender,
+        batch: Vec<OutgoingMessage>,
+    ) -> anyhow::Result<()> {
+        let entity = &self.plan.entity;
+        let mut attempt = 1;
+        loop {
+            let error = match sender.send(batch.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(SendError::Broker(SourceError::Transient(error)))
+                    if attempt < SEND_ATTEMPTS =>
+                {
+                    error
+                }
+                Err(error) => return Err(anyhow::Error::new(error)),
+            };
+            tracing::warn!(entity = %entity, attempt, %error, "sending failed; retrying the batch on a new sender");
+            let fresh = self.reopen(attempt).await?;
+            let broken = std::mem::replace(sender, fresh);
+            // Bounded: detaching a link that is mid-recovery can hang.
+            match tokio::time::timeout(Duration::from_secs(5), broken.close()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::debug!(error = %error, "closing a broken sender"),
+                Err(_) => tracing::debug!("closing a broken sender timed out"),
+            }
+            attempt += 1;
+        }
     }
-    outcome
+
+    /// Opens a new sender after failed send number `attempt`. The first open may fail on a
+    /// connection the broker lost (it is then replaced), so a failed open is tried again.
+    async fn reopen(&self, attempt: u32) -> anyhow::Result<MessageSender> {
+        let entity = &self.plan.entity;
+        let mut open_attempt = 1;
+        loop {
+            tokio::time::sleep(Duration::from_millis(
+                200 * u64::from(attempt + open_attempt),
+            ))
+            .await;
+            match self.connector.open_sender(entity).await {
+                Ok(sender) => return Ok(sender),
+                Err(SourceError::Transient(error)) if open_attempt < SEND_ATTEMPTS => {
+                    tracing::warn!(entity = %entity, open_attempt, %error, "reopening a sender failed; trying again");
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error)
+                        .context(format!("cannot reopen a sender on `{entity}`")))
+                }
+            }
+            open_attempt += 1;
+        }
+    }
 }
 
 fn render_message(plan: &Plan, seq: u64, rng: &mut rand::rngs::StdRng) -> OutgoingMessage {

@@ -13,6 +13,7 @@ mod connection_string;
 mod credential;
 mod error_classification;
 mod message_mapping;
+mod panic_guard;
 mod sender;
 mod servicebus;
 
@@ -77,7 +78,8 @@ pub struct DeadLetter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The message's lock expired or was lost; it will be redelivered.
+    /// The message's lock expired or was lost; it will be redelivered. The message is still
+    /// held by the source until it is settled or [released](MessageSource::release).
     #[error("message lock lost: {0}")]
     LockLost(String),
     /// No session was available within the wait (session-enabled entities only).
@@ -114,6 +116,20 @@ pub trait MessageSource: Send {
         token: LockToken,
         why: DeadLetter,
     ) -> impl Future<Output = Result<(), SourceError>> + Send;
+
+    /// Hands back a message the pipeline gave up on (its lock was lost, or is being left to
+    /// lapse): it is not settled and will be redelivered. Never fails; by the time this is
+    /// called the outcome no longer matters to the caller.
+    ///
+    /// It must still be called: an AMQP receiver whose credit is refilled automatically (fe2o3's
+    /// `CreditMode::Auto`, azservicebus with a prefetch) refills only after it has *disposed of*
+    /// half its credit's worth of deliveries. Deliveries dropped without a disposition keep their
+    /// credit forever, so a receiver that drops a prefetch's worth of them never gets another
+    /// message (the broker has no credit to send with), while it looks healthy.
+    fn release(&mut self, token: LockToken) -> impl Future<Output = ()> + Send {
+        let _ = token;
+        async {}
+    }
 
     /// Extend the lock; returns the new expiry.
     fn renew_lock(

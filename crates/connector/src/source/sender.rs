@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use super::error_classification::classify;
 use super::message_mapping::simple_value_of;
+use super::panic_guard::contain;
 use super::{PropertyValue, SourceError};
 
 /// One message to send.
@@ -53,6 +54,9 @@ pub enum SendError {
 pub struct MessageSender {
     sender: ServiceBusSender,
     entity: String,
+    /// Set when azservicebus panicked inside a send (see `panic_guard`): every later call fails
+    /// with a transient error and the caller opens a new sender.
+    poisoned: bool,
 }
 
 impl std::fmt::Debug for MessageSender {
@@ -65,7 +69,11 @@ impl std::fmt::Debug for MessageSender {
 
 impl MessageSender {
     pub(crate) fn new(sender: ServiceBusSender, entity: String) -> Self {
-        Self { sender, entity }
+        Self {
+            sender,
+            entity,
+            poisoned: false,
+        }
     }
 
     pub fn entity(&self) -> &str {
@@ -124,16 +132,34 @@ impl MessageSender {
         &mut self,
         batch: azservicebus::ServiceBusMessageBatch,
     ) -> Result<(), SendError> {
-        Box::pin(self.sender.send_message_batch(batch))
-            .await
-            .map_err(|e| SendError::Broker(classify("sending", &self.entity, &e)))
+        let Self {
+            sender,
+            entity,
+            poisoned,
+        } = self;
+        contain("sending", entity, poisoned, async {
+            Box::pin(sender.send_message_batch(batch))
+                .await
+                .map_err(|e| classify("sending", entity, &e))
+        })
+        .await
+        .map_err(SendError::Broker)
     }
 
+    /// Detaches the link. A sender whose client panicked is dropped without a detach (its state
+    /// is not trusted); the broker releases the link when the connection closes.
     pub async fn close(self) -> Result<(), SourceError> {
-        let entity = self.entity;
-        Box::pin(self.sender.dispose())
-            .await
-            .map_err(|e| classify("closing the sender", &entity, &e))
+        let Self {
+            sender,
+            entity,
+            mut poisoned,
+        } = self;
+        contain("closing the sender", &entity, &mut poisoned, async {
+            Box::pin(sender.dispose())
+                .await
+                .map_err(|e| classify("closing the sender", &entity, &e))
+        })
+        .await
     }
 }
 

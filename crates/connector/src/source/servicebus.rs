@@ -42,6 +42,7 @@ use super::connection_string::{
 use super::credential::Credential;
 use super::error_classification::{classify, classify_accept_session};
 use super::message_mapping::map_received_message;
+use super::panic_guard::contain;
 use super::sender::MessageSender;
 use super::{DeadLetter, LockToken, MessageSource, ReceivedMessage, SourceError};
 
@@ -474,7 +475,20 @@ impl ServiceBusConnector {
             Some(client) if !client.is_closed() => client,
             _ => guard.insert(self.settings.open_client().await?),
         };
-        match Box::pin(client.create_sender(queue_or_topic, Default::default())).await {
+        // Bounded: after the AMQP client panicked mid-send (see `panic_guard`) and the broker
+        // restarted, attaching on the old connection was seen to wait forever. A connection
+        // that cannot attach within one operation timeout is dropped; the next open reconnects.
+        let attaching = Box::pin(client.create_sender(queue_or_topic, Default::default()));
+        let Ok(attached) = tokio::time::timeout(self.settings.operation_timeout, attaching).await
+        else {
+            drop(guard.take());
+            return Err(SourceError::Transient(format!(
+                "opening a sender on `{queue_or_topic}`: no attach within {:?}; the connection \
+                 is dropped and the next open reconnects",
+                self.settings.operation_timeout
+            )));
+        };
+        match attached {
             Ok(sender) => Ok(MessageSender::new(sender, queue_or_topic.to_string())),
             Err(error) => {
                 let classified = classify("opening a sender", queue_or_topic, &error);
@@ -538,6 +552,9 @@ pub struct ServiceBusSource {
     session_id: Option<String>,
     batch_linger: Duration,
     unsettled: HashMap<LockToken, Unsettled>,
+    /// Set when azservicebus panicked inside a call on this link (see `panic_guard`): every
+    /// later call fails with a transient error, so the pipeline reopens the source.
+    poisoned: bool,
 }
 
 impl std::fmt::Debug for ServiceBusSource {
@@ -568,6 +585,7 @@ impl ServiceBusSource {
             session_id,
             batch_linger: settings.batch_linger,
             unsettled: HashMap::new(),
+            poisoned: false,
         }
     }
 
@@ -581,13 +599,45 @@ impl ServiceBusSource {
         self.unsettled.len()
     }
 
+    /// Reads up to `max` messages with sequence numbers from `from_sequence` on, over the
+    /// entity's `$management` link (`com.microsoft:peek-message`): nothing is locked, the
+    /// delivery counts do not move, and the messages stay where they are. A peeked message has
+    /// no lock (its `lock_token` is nil and `locked_until` is `None`); it cannot be settled.
+    /// An empty result means no message at or after `from_sequence`.
+    pub async fn peek(
+        &mut self,
+        from_sequence: i64,
+        max: u32,
+    ) -> Result<Vec<ReceivedMessage>, SourceError> {
+        let (link, entity) = (&mut self.link, self.entity.as_str());
+        let peeked = contain("peeking", entity, &mut self.poisoned, async {
+            on_link!(link, r => Box::pin(r.peek_messages(max, Some(from_sequence))).await)
+                .map_err(|e| classify("peeking", entity, &e))
+        })
+        .await?;
+        let now = OffsetDateTime::now_utc();
+        Ok(peeked
+            .iter()
+            .map(|m| {
+                let mut message =
+                    map_received_message(LockToken(uuid::Uuid::nil()), m.raw_amqp_message(), now);
+                message.locked_until = None;
+                message
+            })
+            .collect())
+    }
+
     async fn receive_up_to(
         &mut self,
         max: u32,
         wait: Duration,
     ) -> Result<Vec<ServiceBusReceivedMessage>, SourceError> {
-        on_link!(&mut self.link, r => Box::pin(r.receive_messages_with_max_wait_time(max, wait)).await)
-            .map_err(|e| classify("receiving", &self.entity, &e))
+        let (link, entity) = (&mut self.link, self.entity.as_str());
+        contain("receiving", entity, &mut self.poisoned, async {
+            on_link!(link, r => Box::pin(r.receive_messages_with_max_wait_time(max, wait)).await)
+                .map_err(|e| classify("receiving", entity, &e))
+        })
+        .await
     }
 
     fn take_for_settlement(&mut self, token: LockToken) -> Result<Unsettled, SourceError> {
@@ -625,30 +675,35 @@ impl ServiceBusSource {
     async fn settle(&mut self, token: LockToken, action: Settlement) -> Result<(), SourceError> {
         let entry = self.take_for_settlement(token)?;
         let name = action.name();
-        let result = match action {
-            Settlement::Complete => {
-                on_link!(&mut self.link, r => Box::pin(r.complete_message(&entry.message)).await)
+        let (link, entity) = (&mut self.link, self.entity.as_str());
+        let message = &entry.message;
+        let result = contain(name, entity, &mut self.poisoned, async {
+            match action {
+                Settlement::Complete => {
+                    on_link!(link, r => Box::pin(r.complete_message(message)).await)
+                }
+                Settlement::Abandon => {
+                    on_link!(link, r => Box::pin(r.abandon_message(message, None)).await)
+                }
+                Settlement::DeadLetter(why) => {
+                    let options = DeadLetterOptions {
+                        dead_letter_reason: Some(why.reason),
+                        dead_letter_error_description: Some(why.description),
+                        properties_to_modify: None,
+                    };
+                    on_link!(link, r => Box::pin(r.dead_letter_message(message, options)).await)
+                }
             }
-            Settlement::Abandon => {
-                on_link!(&mut self.link, r => Box::pin(r.abandon_message(&entry.message, None)).await)
-            }
-            Settlement::DeadLetter(why) => {
-                let options = DeadLetterOptions {
-                    dead_letter_reason: Some(why.reason),
-                    dead_letter_error_description: Some(why.description),
-                    properties_to_modify: None,
-                };
-                on_link!(&mut self.link, r => Box::pin(r.dead_letter_message(&entry.message, options)).await)
-            }
-        };
+            .map_err(|e| classify(name, entity, &e))
+        })
+        .await;
         match result {
             Ok(()) => self.expired_lock(token, &entry, name),
             Err(error) => {
-                let classified = classify(name, &self.entity, &error);
-                if matches!(classified, SourceError::Transient(_)) {
+                if matches!(error, SourceError::Transient(_)) {
                     self.unsettled.insert(token, entry);
                 }
-                Err(classified)
+                Err(error)
             }
         }
     }
@@ -724,6 +779,23 @@ impl MessageSource for ServiceBusSource {
         self.settle(token, Settlement::DeadLetter(why)).await
     }
 
+    /// Abandons the message on the link. For a lock that still holds, the broker makes the
+    /// message available at once (the delivery count rises, as it would when the lock
+    /// lapsed); for a lost one it ignores the disposition. Either way fe2o3 counts the
+    /// disposition towards refilling the link's credit (see [`MessageSource::release`]).
+    async fn release(&mut self, token: LockToken) {
+        if !self.unsettled.contains_key(&token) {
+            return;
+        }
+        match self.settle(token, Settlement::Abandon).await {
+            Ok(()) | Err(SourceError::LockLost(_)) => {}
+            Err(error) => {
+                // Still held: a later release, or closing the link, returns it.
+                tracing::debug!(entity = %self.entity, %error, "releasing a message failed");
+            }
+        }
+    }
+
     async fn renew_lock(&mut self, token: LockToken) -> Result<OffsetDateTime, SourceError> {
         let entity = self.entity.clone();
         let entry = self.unsettled.get_mut(&token).ok_or_else(|| {
@@ -732,15 +804,15 @@ impl MessageSource for ServiceBusSource {
                 token.0
             ))
         })?;
-        let renewed =
-            on_link!(&mut self.link, r => Box::pin(r.renew_message_lock(&mut entry.message)).await);
-        if let Err(error) = renewed {
-            let classified = classify("renew-lock", &entity, &error);
-            if matches!(classified, SourceError::LockLost(_)) {
-                self.unsettled.remove(&token);
-            }
-            return Err(classified);
-        }
+        let link = &mut self.link;
+        let message = &mut entry.message;
+        let renewed = contain("renew-lock", &entity, &mut self.poisoned, async {
+            on_link!(link, r => Box::pin(r.renew_message_lock(message)).await)
+                .map_err(|e| classify("renew-lock", &entity, &e))
+        })
+        .await;
+        // On LockLost the message stays in `unsettled`: the caller releases it (see `release`).
+        renewed?;
         let raw = entry.message.raw_amqp_message();
         let until = map_received_message(token, raw, OffsetDateTime::now_utc()).locked_until;
         match until {
@@ -759,23 +831,45 @@ impl MessageSource for ServiceBusSource {
     }
 
     async fn renew_session_lock(&mut self) -> Result<Option<OffsetDateTime>, SourceError> {
+        let entity = self.entity.as_str();
         match &mut self.link {
             ReceiveLink::Plain(_) => Ok(None),
-            ReceiveLink::Session(receiver) => match Box::pin(receiver.renew_session_lock()).await {
-                Ok(()) => Ok(Some(receiver.session_locked_until())),
-                Err(error) => Err(classify("renew-session-lock", &self.entity, &error)),
-            },
+            ReceiveLink::Session(receiver) => {
+                contain("renew-session-lock", entity, &mut self.poisoned, async {
+                    match Box::pin(receiver.renew_session_lock()).await {
+                        Ok(()) => Ok(Some(receiver.session_locked_until())),
+                        Err(error) => Err(classify("renew-session-lock", entity, &error)),
+                    }
+                })
+                .await
+            }
         }
     }
 
     async fn close(self) -> Result<(), SourceError> {
-        let entity = self.entity;
-        let closed = on_link!(self.link, r => Box::pin(r.dispose()).await);
-        if let Some(client) = self.own_client {
-            if let Err(error) = Box::pin(client.dispose()).await {
+        let Self {
+            link,
+            own_client,
+            entity,
+            mut poisoned,
+            ..
+        } = self;
+        let closed = contain("closing the receiver", &entity, &mut poisoned, async {
+            on_link!(link, r => Box::pin(r.dispose()).await)
+                .map_err(|e| classify("closing the receiver", &entity, &e))
+        })
+        .await;
+        if let Some(client) = own_client {
+            let disposed = contain("closing a session connection", &entity, &mut false, async {
+                Box::pin(client.dispose())
+                    .await
+                    .map_err(|e| classify("closing a session connection", &entity, &e))
+            })
+            .await;
+            if let Err(error) = disposed {
                 tracing::debug!(entity = %entity, error = %error, "closing a session connection");
             }
         }
-        closed.map_err(|e| classify("closing the receiver", &entity, &e))
+        closed
     }
 }
