@@ -1,15 +1,20 @@
 //! `busdrain dlq`: list the messages in a queue's or subscription's dead-letter queue with their
 //! `DeadLetterReason` and `DeadLetterErrorDescription` — what the connector refused and why.
-//! Messages are received in peek-lock mode and abandoned afterwards (they stay in the DLQ)
-//! unless `--remove` completes them.
+//! Listing peeks (`$management` `com.microsoft:peek-message`): nothing is locked and the delivery
+//! counts do not move, so inspecting is free of side effects. `--remove` then receives the listed
+//! messages in peek-lock mode and completes them.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use busdrain_connector::source::{
     ConnectorSettings, MessageSource as _, PropertyValue, ReceivedMessage, ReceiverSettings,
-    ServiceBusConnectionString, ServiceBusConnector, SourceEntity,
+    ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource, SourceEntity,
 };
+
+/// Messages asked for per peek (the emulator and Service Bus cap a peek themselves).
+const PEEK_PAGE: u64 = 100;
 
 /// Arguments of `busdrain dlq`.
 #[derive(Debug, clap::Args)]
@@ -92,19 +97,7 @@ pub async fn execute(args: DlqArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the dead-letter queue of `{}`", args.entity))?;
 
-    // Everything listed stays locked until the end, so an abandoned message is not listed twice.
-    let mut listed: Vec<ReceivedMessage> = Vec::new();
-    while (listed.len() as u64) < args.max {
-        let want = (args.max - listed.len() as u64).min(100) as usize;
-        let batch = dlq
-            .receive(want, Duration::from_secs(2))
-            .await
-            .context("receiving from the dead-letter queue")?;
-        if batch.is_empty() {
-            break;
-        }
-        listed.extend(batch);
-    }
+    let listed = peek_all(&mut dlq, args.max).await?;
     println!(
         "{} message(s) in the dead-letter queue of {}{}",
         listed.len(),
@@ -117,25 +110,78 @@ pub async fn execute(args: DlqArgs) -> anyhow::Result<()> {
     );
     for m in &listed {
         println!(
-            "  #{seq} id={id} reason={reason}\n      description: {description}\n      body: {body}",
+            "  #{seq} id={id} deliveries={count} reason={reason}\n      description: {description}\n      body: {body}",
             seq = m.sequence_number,
             id = m.message_id.as_deref().unwrap_or("-"),
+            count = m.delivery_count,
             reason = property(m, "DeadLetterReason"),
             description = property(m, "DeadLetterErrorDescription"),
             body = excerpt(&m.body, 100),
         );
     }
-    for m in listed {
-        let settled = if args.remove {
-            dlq.complete(m.lock_token).await
-        } else {
-            dlq.abandon(m.lock_token).await
-        };
-        settled.context("settling a dead-lettered message")?;
+    if args.remove {
+        let wanted: BTreeSet<i64> = listed.iter().map(|m| m.sequence_number).collect();
+        let removed = remove(&mut dlq, wanted).await?;
+        println!("removed {removed} message(s)");
     }
     dlq.close().await.context("closing the receiver")?;
     connector.close().await;
     Ok(())
+}
+
+/// Peeks the first `max` messages of the DLQ, page by page in sequence-number order.
+async fn peek_all(dlq: &mut ServiceBusSource, max: u64) -> anyhow::Result<Vec<ReceivedMessage>> {
+    let mut listed: Vec<ReceivedMessage> = Vec::new();
+    let mut from = 0_i64;
+    while (listed.len() as u64) < max {
+        let want = (max - listed.len() as u64).min(PEEK_PAGE) as u32;
+        let page = dlq
+            .peek(from, want)
+            .await
+            .context("peeking at the dead-letter queue")?;
+        let Some(last) = page.iter().map(|m| m.sequence_number).max() else {
+            break;
+        };
+        from = last.saturating_add(1);
+        listed.extend(page);
+    }
+    listed.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    Ok(listed)
+}
+
+/// Receives the DLQ in peek-lock mode and completes the messages whose sequence numbers are in
+/// `wanted` (those that were listed); anything else received (a message dead-lettered since the
+/// listing) is abandoned and stays. Returns how many were completed.
+async fn remove(dlq: &mut ServiceBusSource, mut wanted: BTreeSet<i64>) -> anyhow::Result<usize> {
+    let mut removed = 0;
+    let mut others = Vec::new();
+    while !wanted.is_empty() {
+        let want = wanted.len().min(PEEK_PAGE as usize);
+        let batch = dlq
+            .receive(want, Duration::from_secs(2))
+            .await
+            .context("receiving from the dead-letter queue")?;
+        if batch.is_empty() {
+            break;
+        }
+        for m in batch {
+            if wanted.remove(&m.sequence_number) {
+                dlq.complete(m.lock_token)
+                    .await
+                    .context("completing a dead-lettered message")?;
+                removed += 1;
+            } else {
+                // Held until the end, so it is not received again in this loop.
+                others.push(m.lock_token);
+            }
+        }
+    }
+    for token in others {
+        dlq.abandon(token)
+            .await
+            .context("abandoning a message that was not listed")?;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
