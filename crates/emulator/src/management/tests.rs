@@ -249,7 +249,15 @@ async fn refuses_without_rights_bad_arguments_and_unknown_operations() {
         "com.microsoft:get-session-state",
         vec![("session-id", Value::String("s".into()))],
     );
+    // This queue does not require sessions.
     let response = run(&f, &auth, &sessions).await;
+    assert_eq!(response.status_code, 400);
+    assert_eq!(
+        response.error_condition.as_deref(),
+        Some("amqp:not-allowed")
+    );
+    let unknown = request("com.microsoft:no-such-operation", vec![]);
+    let response = run(&f, &auth, &unknown).await;
     assert_eq!(response.status_code, 501);
     assert_eq!(
         response.error_condition.as_deref(),
