@@ -29,6 +29,7 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: String, shutdown: 
         auth: Arc::new(ConnectionAuth::default()),
         responders: Arc::new(Responders::default()),
         links: TaskTracker::new(),
+        closed: CancellationToken::new(),
     };
     loop {
         let event = tokio::select! {
@@ -52,6 +53,8 @@ pub async fn serve(shared: Arc<Shared>, tcp: TcpStream, peer: String, shutdown: 
         Ok(Err(error)) => tracing::debug!(%peer, %error, "connection ended"),
         Err(error) => tracing::warn!(%peer, %error, "connection task failed"),
     }
+    // Link tasks still waiting for a session to lock give up now.
+    state.closed.cancel();
     state.links.close();
     state.links.wait().await;
 }
@@ -61,6 +64,8 @@ struct ConnectionState {
     auth: Arc<ConnectionAuth>,
     responders: Arc<Responders>,
     links: TaskTracker,
+    /// Cancelled once the connection is gone (client close or emulator shutdown).
+    closed: CancellationToken,
 }
 
 impl ConnectionState {
@@ -254,9 +259,16 @@ impl ConnectionState {
     ) {
         let mut reply = self.reply(&attach);
         let auth = self.auth.clone();
+        let closed = self.closed.clone();
         self.links.spawn(async move {
             let timeout = session_link::accept_timeout(attach.attach());
-            let lock = match session_link::lock_session(&entity, &request, timeout).await {
+            let locking = session_link::lock_session(&entity, &request, timeout);
+            let locked = tokio::select! {
+                locked = locking => locked,
+                // The client left while we waited: nobody to answer.
+                _ = closed.cancelled() => return,
+            };
+            let lock = match locked {
                 Ok(lock) => lock,
                 Err(error) => {
                     tracing::debug!(entity = %resource, ?request, ?error, "session receiver refused");
