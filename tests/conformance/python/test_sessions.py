@@ -9,6 +9,7 @@ next-available receiver in a later test finds only that test's sessions."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusMessage
@@ -194,3 +195,62 @@ def test_sessions_on_a_subscription(client, settings):
         [message] = receive_exactly(receiver, 1)
         assert body_of(message) == b"t0"
         receiver.complete_message(message)
+
+
+def test_deferred_messages_of_a_session_are_fetched_and_settled_through_the_session(client, queue_of):
+    queue = queue_of("session")
+    session_id = unique_id("defer")
+    _send(client, queue.name, session_id, [b"d0", b"d1"])
+    with client.get_queue_receiver(queue.name, session_id=session_id) as receiver:
+        first, second = receive_exactly(receiver, 2)
+        receiver.defer_message(first)
+        receiver.complete_message(second)
+        # receive-by-sequence-number carries the session id; so does the settlement of a
+        # message fetched that way (update-disposition).
+        [deferred] = receiver.receive_deferred_messages([first.sequence_number])
+        assert body_of(deferred) == b"d0"
+        assert deferred.session_id == session_id
+        receiver.complete_message(deferred)
+        assert receiver.peek_messages(max_message_count=10) == []
+    assert session_id not in list(client.list_queue_sessions(queue.name))
+
+
+def test_list_sessions_updated_after_a_time_sees_only_state_changes(client, queue_of):
+    queue = queue_of("session")
+    quiet, changed = unique_id("quiet"), unique_id("changed")
+    _send(client, queue.name, quiet, [b"x"])
+    _send(client, queue.name, changed, [b"y"])
+    time.sleep(1.0)
+    cutoff = datetime.now(timezone.utc)
+    time.sleep(0.2)
+    with client.get_queue_receiver(queue.name, session_id=changed) as receiver:
+        receiver.session.set_state(b"moved on")
+        updated = list(client.list_queue_sessions(queue.name, state_updated_after=cutoff))
+        assert changed in updated
+        assert quiet not in updated
+        # Without a time, every session with messages or state is listed.
+        everything = list(client.list_queue_sessions(queue.name))
+        assert changed in everything and quiet in everything
+        [message] = receive_exactly(receiver, 1)
+        receiver.complete_message(message)
+        receiver.session.set_state(None)
+    _drain_session(client, queue.name, quiet)
+    listed = list(client.list_queue_sessions(queue.name))
+    assert quiet not in listed and changed not in listed
+
+
+def test_a_closed_session_receiver_releases_the_session_and_its_locks(client, queue_of):
+    queue = queue_of("session")
+    session_id = unique_id("release")
+    _send(client, queue.name, session_id, [b"r0", b"r1"])
+    with client.get_queue_receiver(queue.name, session_id=session_id) as receiver:
+        [first] = receive_exactly(receiver, 1)
+        assert body_of(first) == b"r0"
+    # The link went away with r0 unsettled: the session is free at once (no 5 s wait) and r0
+    # comes back first, in order, with its delivery counted.
+    with client.get_queue_receiver(queue.name, session_id=session_id) as receiver:
+        received = receive_exactly(receiver, 2)
+        assert [body_of(m) for m in received] == [b"r0", b"r1"]
+        assert received[0].delivery_count == 1
+        for message in received:
+            receiver.complete_message(message)
