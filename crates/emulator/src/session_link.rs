@@ -28,6 +28,12 @@ const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A session also becomes available when another receiver's lock lapses or is released,
 /// which wakes no watcher: look again at least this often.
 const ACCEPT_POLL: Duration = Duration::from_millis(250);
+/// A link that goes away releases its session only after its unsettled messages were given
+/// back (so the next receiver starts with them, in order), which can be just after the client
+/// saw its detach answered. A request for that session by name right then is retried this
+/// long before it is refused with `session-cannot-be-locked`.
+const NAMED_GRACE: Duration = Duration::from_millis(1000);
+const NAMED_POLL: Duration = Duration::from_millis(20);
 
 /// Which session a receive link asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +89,9 @@ pub async fn lock_session(
     request: &SessionRequest,
     timeout: Duration,
 ) -> Result<SessionLock, Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let grace_deadline = started + timeout.min(NAMED_GRACE);
     loop {
         // Subscribe before looking, so a send between the two still wakes us.
         let mut watch = entity.watch();
@@ -94,6 +102,12 @@ pub async fn lock_session(
         match entity.accept_session(wanted) {
             Ok(Some(lock)) => return Ok(lock),
             Ok(None) => {}
+            Err(BrokerError::SessionCannotBeLocked { .. })
+                if tokio::time::Instant::now() < grace_deadline =>
+            {
+                tokio::time::sleep(NAMED_POLL).await;
+                continue;
+            }
             Err(error) => return Err(broker_error(&error)),
         }
         let now = tokio::time::Instant::now();
@@ -187,6 +201,76 @@ mod tests {
         assert_eq!(
             session_request(&attach_with_filter(Some(described))),
             Some(SessionRequest::Named("s2".into()))
+        );
+    }
+
+    struct Fixture {
+        broker: busdrain_broker::Broker,
+        entity: Entity,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.broker.close();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn session_queue() -> Fixture {
+        let dir =
+            std::env::temp_dir().join(format!("busdrain-session-link-{}", uuid::Uuid::new_v4()));
+        let broker = busdrain_broker::Broker::open(
+            &dir,
+            busdrain_broker::NamespaceConfig::default_namespace(),
+            busdrain_broker::BrokerLimits::default(),
+        )
+        .expect("broker opens in a fresh temp dir");
+        let entity = broker
+            .entity(&busdrain_broker::EntityPath::parse("session-queue.1").expect("valid path"))
+            .expect("session-queue.1 exists in the default namespace");
+        Fixture {
+            broker,
+            entity,
+            dir,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_named_request_waits_briefly_for_a_session_being_released() {
+        let f = session_queue();
+        let named = SessionRequest::Named("s1".into());
+        let holder = lock_session(&f.entity, &named, Duration::from_secs(5))
+            .await
+            .expect("a free named session is locked at once");
+        let entity = f.entity.clone();
+        let releasing = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            entity.release_session(&holder.session_id, holder.token);
+        });
+        let started = tokio::time::Instant::now();
+        let next = lock_session(&f.entity, &named, Duration::from_secs(5))
+            .await
+            .expect("the session released within the grace is locked");
+        assert_eq!(next.session_id, "s1");
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        releasing.await.expect("release task");
+
+        // Held throughout: refused once the grace is over, well before the timeout.
+        let started = tokio::time::Instant::now();
+        let refused = lock_session(&f.entity, &named, Duration::from_secs(5))
+            .await
+            .expect_err("a held session cannot be locked");
+        assert_eq!(
+            refused.condition,
+            busdrain_amqp::types::definitions::ErrorCondition::Custom(Symbol::from(
+                crate::bridge::SESSION_CANNOT_BE_LOCKED
+            ))
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= NAMED_GRACE && waited < Duration::from_secs(3),
+            "{waited:?}"
         );
     }
 

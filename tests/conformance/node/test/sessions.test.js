@@ -201,6 +201,41 @@ describe("sessions", () => {
     assert.deepEqual(await drainSession(queue.name, second, 1), ["q0"]);
   });
 
+  it("deferred messages of a session are fetched and settled through the session", async () => {
+    const queue = queueOf("session");
+    const sessionId = uniqueId("defer");
+    await send(queue.name, sessionId, ["d0", "d1"]);
+    const receiver = await client.acceptSession(queue.name, sessionId, receiverOptions());
+    const [first, second] = await receiveExactly(receiver, 2);
+    await receiver.deferMessage(first);
+    await receiver.completeMessage(second);
+    // receive-by-sequence-number and the settlement that follows (update-disposition) carry
+    // the session id.
+    const [deferred] = await receiver.receiveDeferredMessages([first.sequenceNumber]);
+    assert.equal(deferred?.body.toString(), "d0");
+    assert.equal(deferred.sessionId, sessionId);
+    await receiver.completeMessage(deferred);
+    assert.deepEqual(await receiver.peekMessages(10), []);
+    await receiver.close();
+  });
+
+  it("closing a session receiver frees the session and returns its unsettled message first", async () => {
+    const queue = queueOf("session");
+    const sessionId = uniqueId("release");
+    await send(queue.name, sessionId, ["r0", "r1"]);
+    const first = await client.acceptSession(queue.name, sessionId, receiverOptions());
+    const [r0] = await receiveExactly(first, 1);
+    assert.equal(r0?.body.toString(), "r0");
+    await first.close();
+    // No wait for the 5 s session lock: the session is free as soon as the link is gone.
+    const second = await client.acceptSession(queue.name, sessionId, receiverOptions());
+    const received = await receiveExactly(second, 2);
+    assert.deepEqual(received.map((m) => m.body.toString()), ["r0", "r1"]);
+    assert.equal(received[0].deliveryCount, 1);
+    for (const message of received) await second.completeMessage(message);
+    await second.close();
+  });
+
   it("sessions on a subscription: named, state, next available", async () => {
     const sender = client.createSender(topic());
     await sender.sendMessages(["s0", "s1", "s2"].map((b) => ({ body: Buffer.from(b), sessionId: "sub-a" })));
