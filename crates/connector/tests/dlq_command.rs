@@ -5,35 +5,13 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use busdrain_connector::source::{
-    ConnectorSettings, DeadLetter, MessageSource as _, OutgoingMessage, ReceivedMessage,
-    ReceiverSettings, ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource,
-    SourceEntity,
+    DeadLetter, MessageSource as _, OutgoingMessage, ReceiverSettings, SourceEntity,
 };
 use support::process::{queue_json, EmulatorChild};
-
-async fn connect(emulator: &EmulatorChild) -> ServiceBusConnector {
-    let parsed = ServiceBusConnectionString::parse(&emulator.connection_string())
-        .expect("a valid connection string");
-    ServiceBusConnector::connect(ConnectorSettings::from_connection_string(&parsed))
-        .await
-        .expect("connect to the emulator")
-}
-
-async fn receive_n(source: &mut ServiceBusSource, count: usize) -> Vec<ReceivedMessage> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut all = Vec::new();
-    while all.len() < count && Instant::now() < deadline {
-        let batch = source
-            .receive(count - all.len(), Duration::from_secs(2))
-            .await
-            .expect("receive");
-        all.extend(batch);
-    }
-    all
-}
+use support::servicebus::receive_n;
 
 /// Runs `busdrain dlq` and returns its standard output.
 fn dlq(emulator: &EmulatorChild, extra: &[&str]) -> String {
@@ -70,7 +48,7 @@ fn listed(stdout: &str) -> Vec<(String, u32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspecting_the_dlq_twice_changes_nothing_and_remove_empties_it() {
     let emulator = EmulatorChild::start(vec![queue_json("orders", "PT30S", false)], vec![]);
-    let connector = connect(&emulator).await;
+    let connector = emulator.connect().await;
     let mut sender = connector.open_sender("orders").await.expect("a sender");
     let messages = (0..3)
         .map(|n| OutgoingMessage {
@@ -86,7 +64,7 @@ async fn inspecting_the_dlq_twice_changes_nothing_and_remove_empties_it() {
         .open_receiver(&entity, &ReceiverSettings::default())
         .await
         .expect("a receiver");
-    for message in receive_n(&mut source, 3).await {
+    for message in receive_n(&mut source, 3, Duration::from_secs(20)).await {
         source
             .dead_letter(
                 message.lock_token,
@@ -122,7 +100,7 @@ async fn inspecting_the_dlq_twice_changes_nothing_and_remove_empties_it() {
         .open_receiver(&entity, &settings)
         .await
         .expect("a DLQ receiver");
-    let received = receive_n(&mut dead, 3).await;
+    let received = receive_n(&mut dead, 3, Duration::from_secs(20)).await;
     assert_eq!(received.len(), 3);
     let listed_counts = listed(&second);
     for message in &received {

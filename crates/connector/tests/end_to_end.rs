@@ -3,9 +3,9 @@
 //! subscription — with poison messages mixed in. Every valid message must become exactly one
 //! row; every poison message must sit in the DLQ with the right reason.
 //!
-//! The session-queue route joins this test when the emulator accepts the
-//! `com.microsoft:session-filter` (sessions are the emulator's part 2); the pipeline's session
-//! handling is covered meanwhile by `tests/pipeline.rs` with an in-process source.
+//! The session-queue route is covered by `faults.rs`
+//! (`hundred_thousand_messages_over_queue_session_queue_and_subscription_with_poison`), with
+//! `busdrain run` as a child process.
 //!
 //! Sizes: 1,500 messages per route by default; `BUSDRAIN_SOAK=1` sends 50,000 per route
 //! (100,000 in all). Needs `target/debug/busdrain` (`cargo build -p busdrain`) or `BUSDRAIN_BIN`.
@@ -13,73 +13,17 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use busdrain_connector::config::Config;
-use busdrain_connector::source::MessageSource;
-use busdrain_connector::source::{
-    ConnectorSettings, OutgoingMessage, PropertyValue, ReceiverSettings,
-    ServiceBusConnectionString, ServiceBusConnector, SourceEntity,
-};
+use busdrain_connector::source::{OutgoingMessage, SourceEntity};
 use busdrain_connector::{service, CancellationToken};
 use scylla::client::session::Session;
 use scylla::value::{CqlValue, Row};
 
-use support::{busdrain_binary, free_port, run_cql};
-
-/// The emulator process, killed on drop.
-struct EmulatorProcess {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl EmulatorProcess {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log");
-        let child = Command::new(busdrain_binary())
-            .args(["emulator", "--http", "off", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start the emulator");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the emulator did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn connection_string(&self) -> String {
-        format!(
-            "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName=RootManageSharedAccessKey;\
-             SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
-            self.port
-        )
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::process::EmulatorChild;
+use support::run_cql;
+use support::servicebus::{drain_dlq, send_in_chunks};
 
 fn per_route() -> i64 {
     if std::env::var("BUSDRAIN_SOAK").is_ok_and(|v| v == "1") {
@@ -118,14 +62,6 @@ fn reading(i: i64) -> OutgoingMessage {
     m
 }
 
-async fn send_all(connector: &ServiceBusConnector, entity: &str, messages: Vec<OutgoingMessage>) {
-    let mut sender = connector.open_sender(entity).await.expect("sender");
-    for chunk in messages.chunks(500) {
-        sender.send(chunk.to_vec()).await.expect("send");
-    }
-    sender.close().await.expect("close sender");
-}
-
 async fn count(session: &Session, ks: &str, table: &str) -> i64 {
     let rows = session
         .query_unpaged(format!("SELECT COUNT(*) FROM {ks}.{table}"), &[])
@@ -142,7 +78,7 @@ async fn count(session: &Session, ks: &str, table: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_and_subscription_drain_into_cassandra_with_poison_in_the_dlq() {
     let n = per_route();
-    let emulator = EmulatorProcess::start();
+    let emulator = EmulatorChild::start_default();
     let cassandra = busdrain_testsupport::cassandra().await;
     let ks = busdrain_testsupport::fresh_keyspace(&cassandra, "e2e").await;
     for table in ["plain", "topic"] {
@@ -156,12 +92,9 @@ async fn queue_and_subscription_drain_into_cassandra_with_poison_in_the_dlq() {
         .await;
     }
 
-    let parsed = ServiceBusConnectionString::parse(&emulator.connection_string()).expect("cs");
-    let producer = ServiceBusConnector::connect(ConnectorSettings::from_connection_string(&parsed))
-        .await
-        .expect("connect to the emulator");
-    send_all(&producer, "queue.1", (0..n).map(reading).collect()).await;
-    send_all(&producer, "topic.1", (0..n).map(reading).collect()).await;
+    let producer = emulator.connect().await;
+    send_in_chunks(&producer, "queue.1", (0..n).map(reading).collect()).await;
+    send_in_chunks(&producer, "topic.1", (0..n).map(reading).collect()).await;
     let columns = "device = \"body.device\"\nseq = \"body.seq\"\ntemp = \"body.temp\"";
     let config = format!(
         r#"
@@ -232,46 +165,12 @@ source = {{ topic = "topic.1", subscription = "subscription.1" }}
             subscription: "subscription.1".into(),
         },
     ] {
-        let dlq_settings = ReceiverSettings {
-            dead_letter_queue: true,
-            ..ReceiverSettings::default()
-        };
-        let mut dlq = producer
-            .open_receiver(&entity, &dlq_settings)
-            .await
-            .expect("dlq receiver");
-        let mut found = Vec::new();
-        loop {
-            let batch = dlq
-                .receive(100, Duration::from_secs(2))
-                .await
-                .expect("receive dlq");
-            if batch.is_empty() {
-                break;
-            }
-            for m in batch {
-                let reason = match m.application_properties.get("DeadLetterReason") {
-                    Some(PropertyValue::String(r)) => r.clone(),
-                    other => panic!("no DeadLetterReason: {other:?}"),
-                };
-                let i: i64 = m
-                    .message_id
-                    .as_deref()
-                    .and_then(|id| id.strip_prefix("m-"))
-                    .and_then(|i| i.parse().ok())
-                    .expect("message id");
-                found.push((i, reason));
-                dlq.complete(m.lock_token)
-                    .await
-                    .expect("complete dlq message");
-            }
-        }
-        found.sort();
-        let wanted: Vec<(i64, String)> = (0..n)
-            .filter_map(|i| poison(i).map(|(reason, _)| (i, reason.to_owned())))
+        let found = drain_dlq(&producer, &entity).await;
+        let mut wanted: Vec<(String, String)> = (0..n)
+            .filter_map(|i| poison(i).map(|(reason, _)| (format!("m-{i}"), reason.to_owned())))
             .collect();
+        wanted.sort();
         assert_eq!(found, wanted, "dead letters of {entity:?}");
-        dlq.close().await.expect("close dlq");
     }
     producer.close().await;
     busdrain_testsupport::drop_keyspace(&cassandra, &ks).await;

@@ -16,22 +16,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use busdrain_connector::source::{
-    ConnectorSettings, MessageSource, OutgoingMessage, PropertyValue, ReceiverSettings,
-    ServiceBusConnectionString, ServiceBusConnector, SourceEntity,
+    MessageSource, OutgoingMessage, ReceiverSettings, ServiceBusConnector, SourceEntity,
 };
 use futures::TryStreamExt as _;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::value::CqlTimeuuid;
 
 use support::process::{queue_json, topic_json, ConnectorChild, DedicatedCassandra, EmulatorChild};
 use support::run_cql;
-
-async fn producer(emulator: &EmulatorChild) -> ServiceBusConnector {
-    let parsed = ServiceBusConnectionString::parse(&emulator.connection_string()).expect("cs");
-    ServiceBusConnector::connect(ConnectorSettings::from_connection_string(&parsed))
-        .await
-        .expect("connect to the emulator")
-}
+use support::servicebus::drain_dlq;
 
 /// Sends `messages` over `senders` concurrent links, 500 per transfer.
 async fn send_all(connector: &ServiceBusConnector, entity: &str, messages: Vec<OutgoingMessage>) {
@@ -51,44 +45,6 @@ async fn send_all(connector: &ServiceBusConnector, entity: &str, messages: Vec<O
     for task in tasks {
         task.await.expect("sender task");
     }
-}
-
-/// Receives everything in `entity`'s dead-letter queue (completing it): message id → reason.
-async fn drain_dlq(
-    connector: &ServiceBusConnector,
-    entity: &SourceEntity,
-) -> Vec<(String, String)> {
-    let settings = ReceiverSettings {
-        dead_letter_queue: true,
-        ..ReceiverSettings::default()
-    };
-    let mut dlq = connector
-        .open_receiver(entity, &settings)
-        .await
-        .expect("dlq receiver");
-    let mut found = Vec::new();
-    loop {
-        let batch = dlq
-            .receive(200, Duration::from_secs(2))
-            .await
-            .expect("receive dlq");
-        if batch.is_empty() {
-            break;
-        }
-        for m in batch {
-            let reason = match m.application_properties.get("DeadLetterReason") {
-                Some(PropertyValue::String(r)) => r.clone(),
-                other => panic!("no DeadLetterReason: {other:?}"),
-            };
-            found.push((m.message_id.clone().unwrap_or_default(), reason));
-            dlq.complete(m.lock_token)
-                .await
-                .expect("complete dlq message");
-        }
-    }
-    dlq.close().await.expect("close dlq");
-    found.sort();
-    found
 }
 
 /// How many messages a receiver finds on `entity` within `wait` (completing them).
@@ -207,7 +163,7 @@ async fn kill_9_mid_run_then_restart_leaves_the_table_of_a_clean_run() {
     )
     .await;
 
-    let producer = producer(&emulator).await;
+    let producer = emulator.connect().await;
     let messages = (0..KILL_MESSAGES)
         .map(|i| {
             let ((device, slot), value, note, ts) = upsert_event(i);
@@ -367,7 +323,7 @@ async fn cassandra_down_30s_pauses_without_dead_letters_and_recovers_in_process(
     .await;
 
     let emulator = EmulatorChild::start(vec![queue_json("outage", "PT30S", false)], Vec::new());
-    let producer = producer(&emulator).await;
+    let producer = emulator.connect().await;
     let config = connector_config(
         &emulator.connection_string(),
         &node.address(),
@@ -610,7 +566,7 @@ async fn drain_routes_with_poison(routes: Vec<Route>, total: i64) {
             &cassandra,
             &format!(
                 "CREATE TABLE {ks}.{} (device text, seq bigint, temp double, \
-                 PRIMARY KEY (device, seq))",
+                 sequence bigint, ingested timeuuid, PRIMARY KEY (device, seq))",
                 route.name
             ),
         )
@@ -625,13 +581,15 @@ source = {source}
 device = "body.device"
 seq = "body.seq"
 temp = "body.temp"
+sequence = "sequence_number"
+ingested = "now()"
 "#,
             name = route.name,
             source = route.source,
         ));
     }
 
-    let producer = producer(&emulator).await;
+    let producer = emulator.connect().await;
     let sending = Instant::now();
     for route in &routes {
         let messages = (0..per_route).map(|i| reading(i, route.sessions)).collect();
@@ -717,19 +675,78 @@ temp = "body.temp"
         );
         let dead = drain_dlq(&producer, &route.entity).await;
         assert_eq!(dead, wanted_dead, "dead letters of route {}", route.name);
+        if route.sessions {
+            check_session_order(&cassandra, &format!("{ks}.{}", route.name)).await;
+        }
     }
     producer.close().await;
     busdrain_testsupport::drop_keyspace(&cassandra, &ks).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_thousand_messages_over_queue_and_subscription_with_poison() {
-    drain_routes_with_poison(vec![plain_route(), topic_route()], 100_000).await;
+/// The rows of a session route (`reading`: session `s{seq % 16}`) by the broker's sequence
+/// number (enqueue order: the test's senders run concurrently, so `seq` is not send order) and
+/// by the time each was mapped (`ingested = now()`, a version-1 timeuuid): within a session they
+/// were mapped in enqueue order, and the sessions were drained in parallel (some sessions'
+/// mapping periods overlap).
+async fn check_session_order(cassandra: &Session, table: &str) {
+    let mut rows = cassandra
+        .query_iter(format!("SELECT seq, sequence, ingested FROM {table}"), &[])
+        .await
+        .expect("select")
+        .rows_stream::<(i64, i64, CqlTimeuuid)>()
+        .expect("typed rows");
+    let mut sessions: BTreeMap<i64, Vec<(i64, CqlTimeuuid)>> = BTreeMap::new();
+    while let Some((seq, sequence, ingested)) = rows.try_next().await.expect("row") {
+        sessions
+            .entry(seq % 16)
+            .or_default()
+            .push((sequence, ingested));
+    }
+    for (session, rows) in &mut sessions {
+        rows.sort_by_key(|(sequence, _)| *sequence);
+        let out_of_order: Vec<(i64, i64)> = rows
+            .windows(2)
+            .filter(|pair| pair[1].1 < pair[0].1)
+            .map(|pair| (pair[0].0, pair[1].0))
+            .collect();
+        assert!(
+            out_of_order.is_empty(),
+            "session s{session}: {} message(s) mapped before the one enqueued just before them \
+             (sequence numbers): {:?}",
+            out_of_order.len(),
+            &out_of_order[..out_of_order.len().min(10)]
+        );
+    }
+    let mut spans = Vec::new();
+    for rows in sessions.values() {
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            spans.push((first.1, last.1));
+        }
+    }
+    let overlapping = spans
+        .iter()
+        .enumerate()
+        .filter(|(i, (start, end))| {
+            spans
+                .iter()
+                .enumerate()
+                .any(|(j, (other_start, other_end))| {
+                    *i != j && start < other_end && other_start < end
+                })
+        })
+        .count();
+    eprintln!(
+        "{} sessions written in order; {overlapping} overlapped another session",
+        sessions.len()
+    );
+    assert!(
+        overlapping >= 2,
+        "sessions were drained one after another, not in parallel"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "emulator sessions: issue 4"]
 async fn hundred_thousand_messages_over_queue_session_queue_and_subscription_with_poison() {
-    // The issue's test: replaces the two-route one above once the emulator serves sessions.
+    // The issue's test: a plain queue, a session queue (16 sessions) and a subscription.
     drain_routes_with_poison(vec![plain_route(), session_route(), topic_route()], 100_000).await;
 }

@@ -7,224 +7,18 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use busdrain_connector::source::{
-    ConnectorSettings, DeadLetter, MessageSource, OutgoingMessage, PropertyValue, ReceivedMessage,
-    ReceiverSettings, SendError, ServiceBusConnectionString, ServiceBusConnector, ServiceBusSource,
-    SourceEntity, SourceError,
+    DeadLetter, MessageSource, OutgoingMessage, PropertyValue, ReceivedMessage, ReceiverSettings,
+    SendError, SourceEntity, SourceError,
 };
 use time::OffsetDateTime;
 
-use support::{busdrain_binary, free_port};
-
-const KEY_NAME: &str = "RootManageSharedAccessKey";
-const KEY: &str = "SAS_KEY_VALUE";
-
-fn queue(name: &str, lock_duration: &str, requires_session: bool) -> serde_json::Value {
-    serde_json::json!({
-        "Name": name,
-        "Properties": {
-            "DeadLetteringOnMessageExpiration": false,
-            "DefaultMessageTimeToLive": "PT1H",
-            "DuplicateDetectionHistoryTimeWindow": "PT20S",
-            "ForwardDeadLetteredMessagesTo": "",
-            "ForwardTo": "",
-            "LockDuration": lock_duration,
-            "MaxDeliveryCount": 10,
-            "RequiresDuplicateDetection": false,
-            "RequiresSession": requires_session
-        }
-    })
-}
-
-/// A topic with subscriptions that each take every message (no rules).
-fn topic(name: &str, subscriptions: &[&str]) -> serde_json::Value {
-    let subscriptions: Vec<serde_json::Value> = subscriptions
-        .iter()
-        .map(|sub| {
-            serde_json::json!({
-                "Name": sub,
-                "Properties": {
-                    "DeadLetteringOnMessageExpiration": false,
-                    "DefaultMessageTimeToLive": "PT1H",
-                    "LockDuration": "PT1M",
-                    "MaxDeliveryCount": 10,
-                    "ForwardDeadLetteredMessagesTo": "",
-                    "ForwardTo": "",
-                    "RequiresSession": false
-                },
-                "Rules": []
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "Name": name,
-        "Properties": {
-            "DefaultMessageTimeToLive": "PT1H",
-            "DuplicateDetectionHistoryTimeWindow": "PT20S",
-            "RequiresDuplicateDetection": false
-        },
-        "Subscriptions": subscriptions
-    })
-}
-
-/// A running emulator; killed (and its log shown, if the test failed) on drop.
-struct Emulator {
-    child: Child,
-    port: u16,
-    http_port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Emulator {
-    fn start(queues: Vec<serde_json::Value>) -> Self {
-        Self::start_with(queues, Vec::new())
-    }
-
-    fn start_with(queues: Vec<serde_json::Value>, topics: Vec<serde_json::Value>) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = serde_json::json!({
-            "UserConfig": {
-                "Namespaces": [{ "Name": "sbemulatorns", "Queues": queues, "Topics": topics }],
-                "Logging": { "Type": "Console" }
-            }
-        });
-        std::fs::write(dir.path().join("Config.json"), config.to_string())
-            .expect("write Config.json");
-        let (port, http_port) = (free_port(), free_port());
-        let child = Self::spawn(dir.path(), port, http_port);
-        let mut emulator = Self {
-            child,
-            port,
-            http_port,
-            dir,
-        };
-        emulator.wait_until_listening();
-        emulator
-    }
-
-    fn spawn(dir: &Path, port: u16, http_port: u16) -> Child {
-        let binary = busdrain_binary();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("emulator.log"))
-            .expect("log file");
-        let log_err = log.try_clone().expect("log file handle");
-        Command::new(&binary)
-            .arg("emulator")
-            .arg("--config")
-            .arg(dir.join("Config.json"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--http")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
-    }
-
-    /// `kill -9`, as a crash would.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// `kill -STOP`: the process keeps its sockets open and answers nothing.
-    fn freeze(&self) {
-        let status = Command::new("kill")
-            .arg("-STOP")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -STOP failed");
-    }
-
-    /// Starts again on the same ports and data directory.
-    fn restart(&mut self) {
-        self.kill();
-        self.child = Self::spawn(self.dir.path(), self.port, self.http_port);
-        self.wait_until_listening();
-    }
-
-    fn wait_until_listening(&mut self) {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the emulator exited with {status}:\n{}", self.log());
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "the emulator did not listen on {addr} within 30 s:\n{}",
-            self.log()
-        );
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = std::fs::File::open(self.dir.path().join("emulator.log")) {
-            let _ = file.read_to_string(&mut text);
-        }
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    fn connection_string(&self, key: &str) -> String {
-        format!(
-            "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName={KEY_NAME};SharedAccessKey={key};UseDevelopmentEmulator=true;",
-            self.port
-        )
-    }
-
-    async fn connect(&self) -> ServiceBusConnector {
-        self.try_connect(KEY)
-            .await
-            .unwrap_or_else(|e| panic!("connect to the emulator: {e}\n{}", self.log()))
-    }
-
-    async fn try_connect(&self, key: &str) -> Result<ServiceBusConnector, SourceError> {
-        self.try_connect_with(key, Duration::from_secs(10), 1).await
-    }
-
-    async fn try_connect_with(
-        &self,
-        key: &str,
-        operation_timeout: Duration,
-        max_retries: u32,
-    ) -> Result<ServiceBusConnector, SourceError> {
-        let parsed = ServiceBusConnectionString::parse(&self.connection_string(key))
-            .expect("a valid connection string");
-        let mut settings = ConnectorSettings::from_connection_string(&parsed);
-        settings.operation_timeout = operation_timeout;
-        settings.max_retries = max_retries;
-        settings.connect_timeout = operation_timeout;
-        ServiceBusConnector::connect(settings).await
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- emulator log (last lines) ---\n{}", self.log());
-        }
-    }
-}
+use support::busdrain_binary;
+use support::process::{queue_json, topic_json, EmulatorChild as Emulator, EMULATOR_KEY};
+use support::servicebus::{receive_n, send_in_chunks as send};
 
 fn telemetry(seq: u32) -> OutgoingMessage {
     let mut message = OutgoingMessage::json(format!(
@@ -244,30 +38,6 @@ fn telemetry(seq: u32) -> OutgoingMessage {
     message
 }
 
-async fn send(connector: &ServiceBusConnector, queue: &str, messages: Vec<OutgoingMessage>) {
-    let mut sender = connector.open_sender(queue).await.expect("open a sender");
-    sender.send(messages).await.expect("send");
-    sender.close().await.expect("close the sender");
-}
-
-/// Receives until `count` messages arrived or `within` passed.
-async fn receive_n(
-    source: &mut ServiceBusSource,
-    count: usize,
-    within: Duration,
-) -> Vec<ReceivedMessage> {
-    let deadline = Instant::now() + within;
-    let mut all = Vec::new();
-    while all.len() < count && Instant::now() < deadline {
-        let batch = source
-            .receive(count - all.len(), Duration::from_secs(2))
-            .await
-            .expect("receive");
-        all.extend(batch);
-    }
-    all
-}
-
 fn by_id<'m>(messages: &'m [ReceivedMessage], id: &str) -> &'m ReceivedMessage {
     messages
         .iter()
@@ -277,8 +47,8 @@ fn by_id<'m>(messages: &'m [ReceivedMessage], id: &str) -> &'m ReceivedMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_settle_dead_letter_abandon_and_renew() {
-    let emulator = Emulator::start(vec![queue("orders", "PT30S", false)]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(vec![queue_json("orders", "PT30S", false)], Vec::new());
+    let connector = emulator.connect_fast().await;
     let sent_at = OffsetDateTime::now_utc();
     send(&connector, "orders", (0..4).map(telemetry).collect()).await;
 
@@ -418,8 +188,8 @@ async fn receive_settle_dead_letter_abandon_and_renew() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lock_is_reported_and_the_message_redelivered() {
-    let emulator = Emulator::start(vec![queue("short", "PT5S", false)]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(vec![queue_json("short", "PT5S", false)], Vec::new());
+    let connector = emulator.connect_fast().await;
     send(&connector, "short", vec![telemetry(7)]).await;
     let entity = SourceEntity::Queue("short".into());
     let mut source = connector
@@ -451,9 +221,9 @@ async fn an_expired_lock_is_reported_and_the_message_redelivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_keys_and_missing_entities_are_fatal() {
-    let emulator = Emulator::start(vec![queue("present", "PT30S", false)]);
+    let emulator = Emulator::start(vec![queue_json("present", "PT30S", false)], Vec::new());
 
-    let connector = emulator.connect().await;
+    let connector = emulator.connect_fast().await;
     let missing = connector
         .open_receiver(
             &SourceEntity::Queue("no-such-queue".into()),
@@ -493,10 +263,9 @@ async fn wrong_keys_and_missing_entities_are_fatal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the emulator does not serve sessions yet (issue 4): it does not echo com.microsoft:session-filter"]
 async fn sessions_are_locked_one_at_a_time_and_keep_their_order() {
-    let emulator = Emulator::start(vec![queue("by-device", "PT30S", true)]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(vec![queue_json("by-device", "PT30S", true)], Vec::new());
+    let connector = emulator.connect_fast().await;
     let messages = (0..6u32)
         .map(|seq| {
             let mut message = telemetry(seq);
@@ -566,11 +335,14 @@ async fn sessions_are_locked_one_at_a_time_and_keep_their_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_drains_in_batches_with_and_without_prefetch() {
-    let emulator = Emulator::start(vec![
-        queue("backlog-credit", "PT30S", false),
-        queue("backlog-prefetch", "PT30S", false),
-    ]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(
+        vec![
+            queue_json("backlog-credit", "PT30S", false),
+            queue_json("backlog-prefetch", "PT30S", false),
+        ],
+        Vec::new(),
+    );
+    let connector = emulator.connect_fast().await;
     for (name, prefetch_count) in [("backlog-credit", 0), ("backlog-prefetch", 100)] {
         let total = 1_000u32;
         send(&connector, name, (0..total).map(telemetry).collect()).await;
@@ -624,7 +396,7 @@ async fn a_backlog_drains_in_batches_with_and_without_prefetch() {
 /// `busdrain send` end to end: the command's messages arrive as the template and flags say.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busdrain_send_delivers_templated_messages_and_poison() {
-    let emulator = Emulator::start(vec![queue("from-cli", "PT30S", false)]);
+    let emulator = Emulator::start(vec![queue_json("from-cli", "PT30S", false)], Vec::new());
     let output = Command::new(busdrain_binary())
         .args([
             "send",
@@ -645,7 +417,7 @@ async fn busdrain_send_delivers_templated_messages_and_poison() {
         ])
         .env(
             "BUSDRAIN_SERVICE_BUS_CONNECTION_STRING",
-            emulator.connection_string(KEY),
+            emulator.connection_string(),
         )
         .output()
         .expect("run busdrain send");
@@ -657,7 +429,7 @@ async fn busdrain_send_delivers_templated_messages_and_poison() {
         "summary: {stdout}"
     );
 
-    let connector = emulator.connect().await;
+    let connector = emulator.connect_fast().await;
     let mut source = connector
         .open_receiver(
             &SourceEntity::Queue("from-cli".into()),
@@ -715,7 +487,7 @@ async fn busdrain_send_delivers_templated_messages_and_poison() {
             .args(&args)
             .env(
                 "BUSDRAIN_SERVICE_BUS_CONNECTION_STRING",
-                emulator.connection_string(KEY),
+                emulator.connection_string(),
             )
             .output()
             .expect("run busdrain send");
@@ -727,8 +499,11 @@ async fn busdrain_send_delivers_templated_messages_and_poison() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscription_of_a_topic_gets_its_copy() {
-    let emulator = Emulator::start_with(Vec::new(), vec![topic("events", &["audit", "store"])]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(
+        Vec::new(),
+        vec![topic_json("events", &["audit", "store"], "PT1M")],
+    );
+    let connector = emulator.connect_fast().await;
     send(&connector, "events", (0..5).map(telemetry).collect()).await;
     for subscription in ["audit", "store"] {
         let entity = SourceEntity::Subscription {
@@ -794,8 +569,8 @@ async fn every_subscription_of_a_topic_gets_its_copy() {
 /// panic), the connector reconnects, and the unsettled message is delivered again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_recovers_after_the_broker_restarts() {
-    let mut emulator = Emulator::start(vec![queue("durable", "PT30S", false)]);
-    let connector = emulator.connect().await;
+    let mut emulator = Emulator::start(vec![queue_json("durable", "PT30S", false)], Vec::new());
+    let connector = emulator.connect_fast().await;
     send(&connector, "durable", (0..2).map(telemetry).collect()).await;
     let entity = SourceEntity::Queue("durable".into());
     let mut source = connector
@@ -859,8 +634,8 @@ async fn the_connector_recovers_after_the_broker_restarts() {
 /// broker can never send it another message and it waits forever while looking healthy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn released_messages_give_the_receiver_its_credit_back() {
-    let emulator = Emulator::start(vec![queue("lapse", "PT5S", false)]);
-    let connector = emulator.connect().await;
+    let emulator = Emulator::start(vec![queue_json("lapse", "PT5S", false)], Vec::new());
+    let connector = emulator.connect_fast().await;
     send(&connector, "lapse", (0..8).map(telemetry).collect()).await;
     let entity = SourceEntity::Queue("lapse".into());
     let settings = ReceiverSettings {
@@ -912,9 +687,9 @@ async fn released_messages_give_the_receiver_its_credit_back() {
 /// survives, and a new sender works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_whose_outcome_is_lost_fails_without_panicking() {
-    let mut emulator = Emulator::start(vec![queue("orders", "PT30S", false)]);
+    let mut emulator = Emulator::start(vec![queue_json("orders", "PT30S", false)], Vec::new());
     let connector = emulator
-        .try_connect_with(KEY, Duration::from_secs(4), 3)
+        .try_connect_with(EMULATOR_KEY, Duration::from_secs(4), 3)
         .await
         .expect("connect");
     let mut sender = connector

@@ -357,3 +357,4 @@ impl Drop for CassandraProxy {
 }
 
 pub mod process;
+pub mod servicebus;

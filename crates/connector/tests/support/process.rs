@@ -69,14 +69,18 @@ pub fn topic_json(name: &str, subscriptions: &[&str], lock_duration: &str) -> se
     })
 }
 
-/// A `busdrain emulator` child serving the given entities; killed on drop.
+/// A `busdrain emulator` child on a free port with its own data directory; killed on drop
+/// (its log tail is printed if the test is failing).
 pub struct EmulatorChild {
     child: Child,
     pub port: u16,
+    /// `None`: the emulator's built-in entities (`queue.1`, `topic.1`, ...).
+    config: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
 impl EmulatorChild {
+    /// Serves the given queues and topics (Microsoft's emulator `Config.json` format).
     pub fn start(queues: Vec<serde_json::Value>, topics: Vec<serde_json::Value>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let config = serde_json::json!({
@@ -85,57 +89,121 @@ impl EmulatorChild {
                 "Logging": { "Type": "Console" }
             }
         });
-        std::fs::write(dir.path().join("Config.json"), config.to_string())
-            .expect("write Config.json");
+        let path = dir.path().join("Config.json");
+        std::fs::write(&path, config.to_string()).expect("write Config.json");
+        Self::launch(dir, Some(path))
+    }
+
+    /// Serves the emulator's built-in entities (no `Config.json`).
+    pub fn start_default() -> Self {
+        Self::launch(tempfile::tempdir().expect("a temporary directory"), None)
+    }
+
+    fn launch(dir: tempfile::TempDir, config: Option<PathBuf>) -> Self {
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("emulator.log")).expect("log file");
-        let log_err = log.try_clone().expect("log file handle");
-        let child = Command::new(busdrain_binary())
-            .arg("emulator")
-            .arg("--config")
-            .arg(dir.path().join("Config.json"))
-            .args(["--http", "off", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .expect("start the emulator");
-        let mut emulator = Self { child, port, dir };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = emulator.child.try_wait() {
-                panic!("the emulator exited with {status}:\n{}", emulator.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the emulator did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let child = spawn_emulator(dir.path(), config.as_deref(), port);
+        let mut emulator = Self {
+            child,
+            port,
+            config,
+            dir,
+        };
+        emulator.wait_until_listening();
         emulator
     }
 
+    fn wait_until_listening(&mut self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the emulator exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the emulator did not listen on {addr} within 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `kill -STOP`: the process keeps its sockets open and answers nothing.
+    pub fn freeze(&self) {
+        let status = Command::new("kill")
+            .arg("-STOP")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -STOP failed");
+    }
+
+    /// `kill -9`, then starts again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn_emulator(self.dir.path(), self.config.as_deref(), self.port);
+        self.wait_until_listening();
+    }
+
     pub fn connection_string(&self) -> String {
+        self.connection_string_with_key(EMULATOR_KEY)
+    }
+
+    /// The connection string with another SAS key (a wrong one is refused).
+    pub fn connection_string_with_key(&self, key: &str) -> String {
         format!(
             "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName=RootManageSharedAccessKey;\
-             SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;",
+             SharedAccessKey={key};UseDevelopmentEmulator=true;",
             self.port
         )
     }
 
     pub fn log(&self) -> String {
-        log_tail(&self.dir.path().join("emulator.log"), 40)
+        log_tail(&self.dir.path().join("emulator.log"), 60)
     }
+}
+
+/// The key of the emulator's `RootManageSharedAccessKey` policy.
+pub const EMULATOR_KEY: &str = "SAS_KEY_VALUE";
+
+/// Starts `busdrain emulator`; the log is appended to, so a restart keeps the earlier lines.
+fn spawn_emulator(dir: &Path, config: Option<&Path>, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("emulator.log"))
+        .expect("log file");
+    let log_err = log.try_clone().expect("log file handle");
+    let mut command = Command::new(busdrain_binary());
+    command.arg("emulator");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .args(["--http", "off", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .spawn()
+        .expect("start the emulator")
 }
 
 impl Drop for EmulatorChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- emulator log (last lines) ---\n{}", self.log());
+        }
     }
 }
 
