@@ -51,18 +51,41 @@ pub fn bare_message(reading: &Reading) -> anyhow::Result<Bytes> {
     Ok(Bytes::from(buffer))
 }
 
-/// Writes `readings` into `queue` of the store in `data_dir` (created if needed), durably.
+/// Writes `readings` into each of `queues` of the store in `data_dir` (created if needed),
+/// durably. The store must not be open elsewhere (the emulator is started afterwards).
 pub async fn preload_store(
     data_dir: &Path,
     namespace: NamespaceConfig,
-    queue: &str,
+    queues: &[&str],
     readings: &[Reading],
 ) -> anyhow::Result<()> {
     let broker = Broker::open(data_dir, namespace, BrokerLimits::default())
         .context("cannot open the emulator store for pre-loading")?;
-    let entity = broker
-        .entity(&EntityPath::entity(queue))
-        .with_context(|| format!("no queue {queue} in the benchmark namespace"))?;
+    let result = preload_queues(&broker, queues, readings).await;
+    broker.close();
+    result
+}
+
+async fn preload_queues(
+    broker: &Broker,
+    queues: &[&str],
+    readings: &[Reading],
+) -> anyhow::Result<()> {
+    for &queue in queues {
+        let entity = broker
+            .entity(&EntityPath::entity(queue))
+            .with_context(|| format!("no queue {queue} in the benchmark namespace"))?;
+        preload_queue(&entity, readings)
+            .await
+            .with_context(|| format!("pre-loading {queue}"))?;
+    }
+    Ok(())
+}
+
+async fn preload_queue(
+    entity: &busdrain_broker::Entity,
+    readings: &[Reading],
+) -> anyhow::Result<()> {
     for chunk in readings.chunks(PRELOAD_BATCH) {
         let mut messages = Vec::with_capacity(chunk.len());
         for reading in chunk {
@@ -73,13 +96,8 @@ pub async fn preload_store(
                 ..NewMessage::default()
             });
         }
-        entity
-            .send(messages)
-            .await
-            .context("pre-loading the backlog")?;
+        entity.send(messages).await?;
     }
-    drop(entity);
-    broker.close();
     Ok(())
 }
 
@@ -124,7 +142,7 @@ async fn run_in(
     preload_store(
         &emulator::data_dir(run_dir),
         namespace,
-        emulator::DRAIN_QUEUE,
+        &[emulator::DRAIN_QUEUE],
         &readings,
     )
     .await?;
@@ -181,7 +199,7 @@ mod tests {
         preload_store(
             dir.path(),
             namespace().expect("config"),
-            emulator::DRAIN_QUEUE,
+            &[emulator::DRAIN_QUEUE],
             &readings,
         )
         .await

@@ -100,6 +100,23 @@ async fn run_phases(
     .await
     .context("ceiling phase")?;
 
+    // The drain backlogs go straight into the store before the emulator starts: pre-loading
+    // them through AMQP risks the client's lost-outcome race (see `backlog`).
+    let mut backlogs = vec![emulator::DRAIN_QUEUE];
+    if options.reference.is_some() {
+        backlogs.push(emulator::REFERENCE_QUEUE);
+    }
+    tracing::info!(queues = ?backlogs, rows = options.rows, "pre-loading the drain backlogs into the store");
+    let namespace = busdrain_broker::NamespaceConfig::from_json_str(&emulator::namespace_config())
+        .context("the benchmark namespace config is invalid")?;
+    backlog::preload_store(
+        &emulator::data_dir(run_dir),
+        namespace,
+        &backlogs,
+        readings.as_slice(),
+    )
+    .await?;
+
     let emulator = emulator::EmulatorProcess::start(&options.busdrain, run_dir).await?;
     let result = emulator_phases(options, session, keyspace, run_dir, &readings, &emulator).await;
     if result.is_err() {
@@ -135,10 +152,7 @@ async fn emulator_phases(
         .await
         .context("emulator phase")?;
 
-    tracing::info!("phase 3/4: connector end to end (pre-loading the backlog)");
-    broker::send_all(&client, emulator::DRAIN_QUEUE, readings)
-        .await
-        .context("pre-loading the drain backlog")?;
+    tracing::info!("phase 3/4: connector end to end (backlog pre-loaded in the store)");
     let setup = drain::DrainSetup {
         busdrain: &options.busdrain,
         run_dir,
@@ -178,10 +192,7 @@ async fn emulator_phases(
     let reference_result = match &options.reference {
         None => None,
         Some(reference) => {
-            tracing::info!("phase 4/4: Python reference drain (pre-loading the backlog)");
-            broker::send_all(&client, emulator::REFERENCE_QUEUE, readings)
-                .await
-                .context("pre-loading the reference backlog")?;
+            tracing::info!("phase 4/4: Python reference drain (backlog pre-loaded in the store)");
             let setup = reference::ReferenceSetup {
                 python: &reference.python,
                 script: &reference.script,
