@@ -27,6 +27,11 @@ use crate::source::{MessageSource, SourceError};
 /// How long closing a source may take before it is dropped instead.
 const SOURCE_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// After the grace period, how long receiver tasks get to return before `run` returns anyway.
+/// A task can only still be running here if it is stuck inside the AMQP client; its messages'
+/// locks lapse and they are redelivered (the writes are idempotent).
+const STUCK_TASK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens sources on the Service Bus namespace. Implemented by the Service Bus client, and by
 /// in-process sources in tests.
 pub trait SourceOpener: Send + Sync + 'static {
@@ -82,7 +87,9 @@ pub async fn run<O: SourceOpener>(
         () = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over: abandoning messages whose writes have not succeeded");
             deadline.cancel();
-            tracker.wait().await;
+            if tokio::time::timeout(STUCK_TASK_TIMEOUT, tracker.wait()).await.is_err() {
+                tracing::warn!(timeout_seconds = STUCK_TASK_TIMEOUT.as_secs(), "receivers still stuck in the Service Bus client; stopping without them (their messages are redelivered)");
+            }
         }
     }
     tracing::info!("all routes stopped");
@@ -116,12 +123,20 @@ impl<O: SourceOpener> Receiver<O> {
                 break;
             }
             let asked = tokio::time::Instant::now();
-            let opened = if self.route.plan.sessions {
-                self.opener
-                    .accept_next_session(&self.route.plan.entity, self.route.plan.receive_wait)
-                    .await
-            } else {
-                self.opener.open(&self.route.plan.entity).await
+            let opening = async {
+                if self.route.plan.sessions {
+                    self.opener
+                        .accept_next_session(&self.route.plan.entity, self.route.plan.receive_wait)
+                        .await
+                } else {
+                    self.opener.open(&self.route.plan.entity).await
+                }
+            };
+            // Raced against shutdown: nothing is locked to us until the source is open, and an
+            // accept waiting for a session can outlast the grace period.
+            let opened = tokio::select! {
+                opened = opening => opened,
+                () = self.shutdown.cancelled() => break,
             };
             let source = match opened {
                 Ok(source) => {
