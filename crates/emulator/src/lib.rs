@@ -31,3 +31,5 @@ pub use tokio_util::sync::CancellationToken;
 
 #[cfg(test)]
 mod robustness_tests;
+#[cfg(test)]
+mod test_broker;

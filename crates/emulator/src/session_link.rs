@@ -204,52 +204,21 @@ mod tests {
         );
     }
 
-    struct Fixture {
-        broker: busdrain_broker::Broker,
-        entity: Entity,
-        dir: std::path::PathBuf,
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            self.broker.close();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    fn session_queue() -> Fixture {
-        let dir =
-            std::env::temp_dir().join(format!("busdrain-session-link-{}", uuid::Uuid::new_v4()));
-        let broker = busdrain_broker::Broker::open(
-            &dir,
-            busdrain_broker::NamespaceConfig::default_namespace(),
-            busdrain_broker::BrokerLimits::default(),
-        )
-        .expect("broker opens in a fresh temp dir");
-        let entity = broker
-            .entity(&busdrain_broker::EntityPath::parse("session-queue.1").expect("valid path"))
-            .expect("session-queue.1 exists in the default namespace");
-        Fixture {
-            broker,
-            entity,
-            dir,
-        }
-    }
-
     #[tokio::test]
     async fn a_named_request_waits_briefly_for_a_session_being_released() {
-        let f = session_queue();
+        let broker = crate::test_broker::TestBroker::open();
+        let entity = broker.entity("session-queue.1");
         let named = SessionRequest::Named("s1".into());
-        let holder = lock_session(&f.entity, &named, Duration::from_secs(5))
+        let holder = lock_session(&entity, &named, Duration::from_secs(5))
             .await
             .expect("a free named session is locked at once");
-        let entity = f.entity.clone();
+        let releaser = entity.clone();
         let releasing = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            entity.release_session(&holder.session_id, holder.token);
+            releaser.release_session(&holder.session_id, holder.token);
         });
         let started = tokio::time::Instant::now();
-        let next = lock_session(&f.entity, &named, Duration::from_secs(5))
+        let next = lock_session(&entity, &named, Duration::from_secs(5))
             .await
             .expect("the session released within the grace is locked");
         assert_eq!(next.session_id, "s1");
@@ -258,7 +227,7 @@ mod tests {
 
         // Held throughout: refused once the grace is over, well before the timeout.
         let started = tokio::time::Instant::now();
-        let refused = lock_session(&f.entity, &named, Duration::from_secs(5))
+        let refused = lock_session(&entity, &named, Duration::from_secs(5))
             .await
             .expect_err("a held session cannot be locked");
         assert_eq!(

@@ -1,9 +1,7 @@
 //! Session operations on `$management` against a real broker (the default namespace's
 //! `session-queue.1`).
 
-use busdrain_broker::{
-    Broker, BrokerLimits, Entity, EntityPath, NamespaceConfig, NewMessage, ReceiveMode,
-};
+use busdrain_broker::{Entity, NewMessage, ReceiveMode};
 use serde_amqp::primitives::{OrderedMap, Timestamp as AmqpTimestamp};
 use serde_amqp::Value;
 
@@ -11,35 +9,19 @@ use crate::auth::ConnectionAuth;
 use crate::management::{handle, ManagementContext};
 use crate::request::{Request, Response};
 use crate::sas::Rights;
+use crate::test_broker::TestBroker;
 
 struct Fixture {
-    broker: Broker,
     entity: Entity,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.broker.close();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    // Declared last: dropped after the entity handle.
+    _broker: TestBroker,
 }
 
 fn fixture() -> Fixture {
-    let dir = std::env::temp_dir().join(format!("busdrain-session-mgmt-{}", uuid::Uuid::new_v4()));
-    let broker = Broker::open(
-        &dir,
-        NamespaceConfig::default_namespace(),
-        BrokerLimits::default(),
-    )
-    .expect("broker opens in a fresh temp dir");
-    let entity = broker
-        .entity(&EntityPath::parse("session-queue.1").expect("valid path"))
-        .expect("session-queue.1 exists in the default namespace");
+    let broker = TestBroker::open();
     Fixture {
-        broker,
-        entity,
-        dir,
+        entity: broker.entity("session-queue.1"),
+        _broker: broker,
     }
 }
 
