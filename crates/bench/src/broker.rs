@@ -22,6 +22,8 @@ pub const SEND_BATCH: usize = 100;
 pub const SENDERS: usize = 4;
 /// Concurrent peek-lock receivers, each on its own link.
 pub const RECEIVERS: usize = 8;
+/// A batched send normally completes in milliseconds; longer is logged.
+const SLOW_SEND: Duration = Duration::from_secs(5);
 /// Messages asked for per receive call.
 pub const RECEIVE_BATCH: usize = 256;
 
@@ -135,10 +137,21 @@ pub async fn send_all(
                 }
                 let end = (first + SEND_BATCH).min(readings.len());
                 let batch = readings[first..end].iter().map(message_of).collect();
+                let started = Instant::now();
                 sender
                     .send(batch)
                     .await
                     .with_context(|| format!("sending messages {first}..{end} to {queue}"))?;
+                if started.elapsed() > SLOW_SEND {
+                    // The emulator warns when its own commit is slow; without such a line the
+                    // client lost the outcome (fe2o3 0.14.1, see docs/BENCHMARKS.md).
+                    tracing::warn!(
+                        queue = %queue,
+                        messages = end - first,
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "a batched send waited abnormally long for its outcome"
+                    );
+                }
             }
             if let Err(error) = sender.close().await {
                 tracing::debug!(%error, "closing a sender");
