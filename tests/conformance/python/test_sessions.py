@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusMessage
+from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusMessage, ServiceBusReceiveMode
 from azure.servicebus.exceptions import (
     OperationTimeoutError,
     ServiceBusError,
@@ -254,3 +254,18 @@ def test_a_closed_session_receiver_releases_the_session_and_its_locks(client, qu
         assert received[0].delivery_count == 1
         for message in received:
             receiver.complete_message(message)
+
+
+def test_receive_and_delete_on_a_session(client, queue_of):
+    queue = queue_of("session")
+    session_id = unique_id("rad")
+    _send(client, queue.name, session_id, [b"k0", b"k1", b"k2"])
+    with client.get_queue_receiver(
+        queue.name, session_id=session_id, receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE
+    ) as receiver:
+        received = receive_exactly(receiver, 3)
+        assert [body_of(m) for m in received] == [b"k0", b"k1", b"k2"]
+    # Removed on delivery: the session has nothing left.
+    with client.get_queue_receiver(queue.name, session_id=session_id) as receiver:
+        assert receiver.peek_messages(max_message_count=10) == []
+        assert receiver.receive_messages(max_message_count=1, max_wait_time=1) == []
