@@ -208,10 +208,10 @@ impl<O: SourceOpener> Receiver<O> {
             let report = process_batch(&self.route, &mut source, messages, &self.deadline).await;
             tracing::trace!(route = %plan.name, ?report, "batch settled");
             if report.reopen_source {
-                // A lost lock or a cut-short renewal can leave azservicebus's links
-                // mid-recovery, after which the receiver silently stops receiving: start over
-                // on fresh links (the lost messages come back when their locks lapse).
-                tracing::info!(route = %plan.name, "locks were lost; reopening the source");
+                // A renewal was cut short (its `$management` answer may still be queued and
+                // would be read by the next call), a session lock was lost, or a complete
+                // failed: start over on fresh links (see `BatchReport::reopen_source`).
+                tracing::info!(route = %plan.name, "reopening the source");
                 break;
             }
         }
