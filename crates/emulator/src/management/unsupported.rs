@@ -1,5 +1,4 @@
-//! Operations the emulator does not serve yet: sessions and session state (issue 4), rule
-//! management (issue 4), batch delete. They answer `501` with `amqp:not-implemented`, so an
+//! Operations the emulator does not know. They answer `501` with `amqp:not-implemented`, so an
 //! SDK raises a clear error instead of timing out.
 
 use crate::bridge::NOT_IMPLEMENTED;
