@@ -10,6 +10,10 @@
    completed message never comes back). Complete them.
 4. `kill -9`, restart: nothing is left.
 
+Then, on a second fresh data dir, state other than plain messages: a scheduled message and a
+session's state, set before a `kill -9`, are still there after the restart; the scheduled
+message is still `Scheduled` to peek and is delivered at its time.
+
 Usage: durability.py --busdrain target/debug/busdrain --config config/Config.json [--count 10000]
 Exit status 0 when every check holds, 1 otherwise.
 """
@@ -24,13 +28,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "python"))
 
-from azure.servicebus import ServiceBusClient, ServiceBusMessage  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusMessageState  # noqa: E402
 from azure.servicebus.exceptions import MessageSizeExceededError  # noqa: E402
 
 from emulator_process import Emulator  # noqa: E402
 
 QUEUE = "durability"
 MAX_PER_BATCH = 500
+SCHEDULED_QUEUE = "py-scheduled"
+SESSION_QUEUE = "py-session"
+# How late after its time a scheduled message may arrive (the emulator aims for 1 s; this
+# leaves room for a loaded CI machine) and how far ahead it is scheduled.
+SCHEDULED_SLACK_S = 3.0
+SCHEDULED_AHEAD_S = 8.0
 
 
 class DurabilityFailure(Exception):
@@ -141,6 +153,54 @@ def run(binary: Path, config: Path, count: int, workdir: Path) -> None:
         emulator.stop()
 
 
+def run_state(binary: Path, config: Path, workdir: Path) -> None:
+    """A scheduled message and a session's state survive `kill -9`."""
+    emulator = Emulator(binary=binary, config=config, data_dir=workdir / "state-data", log_path=workdir / "emulator-state.log")
+    print(f"durability of scheduled messages and session state: data dir {emulator.data_dir}", flush=True)
+    try:
+        emulator.start()
+        due = datetime.now(timezone.utc) + timedelta(seconds=SCHEDULED_AHEAD_S)
+        with ServiceBusClient.from_connection_string(emulator.connection) as client:
+            with client.get_queue_sender(SCHEDULED_QUEUE) as sender:
+                [scheduled] = sender.schedule_messages(ServiceBusMessage(b"due later", message_id="scheduled-durable"), due)
+            with client.get_queue_sender(SESSION_QUEUE) as sender:
+                sender.send_messages(ServiceBusMessage(b"in session", session_id="durable-session"))
+            with client.get_queue_receiver(SESSION_QUEUE, session_id="durable-session") as receiver:
+                receiver.session.set_state(b"checkpoint-42")
+        emulator.kill_hard()
+        emulator.start()
+        print("after kill -9 and restart", flush=True)
+        with ServiceBusClient.from_connection_string(emulator.connection) as client:
+            with client.get_queue_receiver(SCHEDULED_QUEUE) as receiver:
+                peeked = receiver.peek_messages(max_message_count=10, sequence_number=1)
+                check(
+                    [(m.sequence_number, m.state) for m in peeked] == [(scheduled, ServiceBusMessageState.SCHEDULED)],
+                    f"the scheduled message (sequence number {scheduled}) is still Scheduled to peek",
+                )
+                early = receiver.receive_messages(max_message_count=1, max_wait_time=1)
+                check(early == [], "the scheduled message is not delivered before its time")
+                received = []
+                deadline = due + timedelta(seconds=SCHEDULED_SLACK_S + 5)
+                while not received and datetime.now(timezone.utc) < deadline:
+                    received = receiver.receive_messages(max_message_count=1, max_wait_time=1)
+                arrived = datetime.now(timezone.utc)
+                check(
+                    [m.message_id for m in received] == ["scheduled-durable"],
+                    "the scheduled message is delivered after the restart",
+                )
+                late_s = (arrived - due).total_seconds()
+                check(late_s <= SCHEDULED_SLACK_S, f"delivered {late_s:.2f} s after its time (limit {SCHEDULED_SLACK_S} s)")
+                receiver.complete_message(received[0])
+            with client.get_queue_receiver(SESSION_QUEUE, session_id="durable-session") as receiver:
+                check(receiver.session.get_state() == b"checkpoint-42", "the session state survived")
+                messages = receiver.receive_messages(max_message_count=1, max_wait_time=5)
+                check([b"".join(m.body) for m in messages] == [b"in session"], "the session's message survived")
+                receiver.complete_message(messages[0])
+                receiver.session.set_state(None)
+    finally:
+        emulator.stop()
+
+
 def receiver_closed_quietly(receiver) -> None:
     """The emulator under the receiver is gone; closing only releases client resources."""
     try:
@@ -152,6 +212,7 @@ def receiver_closed_quietly(receiver) -> None:
 def run_reporting(binary: Path, config: Path, count: int, workdir: Path) -> int:
     try:
         run(binary, config, count, workdir)
+        run_state(binary, config, workdir)
     except DurabilityFailure as failure:
         print(f"DURABILITY FAILED: {failure}", flush=True)
     except Exception as err:  # noqa: BLE001 - any SDK/emulator error is a failure of this test
@@ -159,17 +220,17 @@ def run_reporting(binary: Path, config: Path, count: int, workdir: Path) -> int:
     else:
         print("DURABILITY PASSED", flush=True)
         return 0
-    log = workdir / "emulator.log"
-    if log.exists():
-        tail = log.read_text(errors="replace").splitlines()[-40:]
-        print("--- last lines of the emulator log ---", *tail, sep="\n", flush=True)
+    for log in (workdir / "emulator.log", workdir / "emulator-state.log"):
+        if log.exists():
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            print(f"--- last lines of {log.name} ---", *tail, sep="\n", flush=True)
     return 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--busdrain", type=Path, required=True, help="path to the busdrain binary")
-    parser.add_argument("--config", type=Path, required=True, help="Config.json with a `durability` queue")
+    parser.add_argument("--config", type=Path, required=True, help="Config.json with the `durability`, `py-scheduled` and `py-session` queues")
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--workdir", type=Path, help="keep data dir and log here (default: a temp dir)")
     args = parser.parse_args()
