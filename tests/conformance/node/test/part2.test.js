@@ -100,4 +100,25 @@ describe("emulator part 2", () => {
       await receiver.close();
     },
   );
+
+  it(
+    "duplicate detection on a topic fans a MessageId out once",
+    async () => {
+      const dedupTopic = settings().queuePrefix + "dedup-topic";
+      const sender = client.createSender(dedupTopic);
+      await sender.sendMessages({ body: Buffer.from("first"), messageId: "topic-dup" });
+      await sender.sendMessages({ body: Buffer.from("second"), messageId: "topic-dup" });
+      await sender.sendMessages({ body: Buffer.from("other"), messageId: "topic-other" });
+      await sender.close();
+      const receiver = client.createReceiver(dedupTopic, "all", receiverOptions());
+      const received = await receiveExactly(receiver, 2);
+      assert.deepEqual(
+        received.map((m) => [m.messageId, m.body.toString()]).sort(),
+        [["topic-dup", "first"], ["topic-other", "other"]],
+      );
+      for (const message of received) await receiver.completeMessage(message);
+      await assertNothingToReceive(receiver, 3000);
+      await receiver.close();
+    },
+  );
 });
