@@ -71,11 +71,11 @@ pub async fn serve(
             }
         }
         if link.drain_requested() {
-            // A session receive above took everything the credit allowed.
-            let more = link.credit() > 0 && session.is_none() && has_available(&entity);
-            if !more {
-                link.drained();
-            }
+            // The receive above took min(credit, available) messages: either the credit is
+            // used up or nothing receivable is left, so the drain is answered now. (Asking
+            // the entity again would count messages that cannot be delivered — deferred,
+            // mid-settlement, in another session — and leave the drain unanswered.)
+            link.drained();
         }
         let session_expiry = session_expiry(&entity, session.as_ref());
         let event = tokio::select! {
@@ -159,11 +159,6 @@ fn session_lock_lost(resource: &str, session: Option<&SessionLock>) -> BrokerErr
         entity: resource.to_string(),
         session_id: session.map(|s| s.session_id.clone()).unwrap_or_default(),
     }
-}
-
-fn has_available(entity: &Entity) -> bool {
-    let counts = entity.counts();
-    counts.active > counts.locked
 }
 
 async fn send_one(
