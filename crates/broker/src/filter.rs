@@ -12,6 +12,9 @@ use busdrain_filter::{route, MessageProperties, RoutedCopy, Rule, SystemProperti
 use crate::message::{NewMessage, PropertyMap, PropertyValue};
 use crate::time::Timestamp;
 
+/// The application property naming the rule whose action made a subscription's copy.
+pub const RULE_NAME_PROPERTY: &str = "RuleName";
+
 /// Whether `rule`'s filter selects `message` (its action is not applied). A filter that fails
 /// to evaluate (e.g. comparing a string with a number) does not match, as in Service Bus.
 pub fn matches(rule: &Rule, message: &NewMessage) -> bool {
@@ -47,8 +50,17 @@ pub(crate) fn route_to_subscription(
     }
     match routing.copies.into_iter().next()? {
         RoutedCopy::Original => Some(RoutedMessage::default()),
-        RoutedCopy::Modified { properties, .. } => {
-            Some(apply_action_changes(message, view, &properties))
+        RoutedCopy::Modified {
+            rule_name,
+            properties,
+        } => {
+            let mut routed = apply_action_changes(message, view, &properties);
+            // Service Bus marks a copy made by a rule's action with the rule's name.
+            routed.modified_properties.insert(
+                RULE_NAME_PROPERTY.to_owned(),
+                PropertyValue::String(rule_name),
+            );
+            Some(routed)
         }
     }
 }
@@ -290,6 +302,11 @@ mod tests {
         assert_eq!(modified.get("nulled"), Some(&PropertyValue::Null));
         assert_eq!(modified.get("fresh"), Some(&PropertyValue::Null));
         assert_eq!(modified.get("gone"), Some(&PropertyValue::Removed));
+        assert_eq!(
+            modified.get(RULE_NAME_PROPERTY),
+            Some(&PropertyValue::String(rules[0].name.clone())),
+            "a copy made by an action names its rule"
+        );
         assert_eq!(routed.content, None, "no system property changed");
     }
 

@@ -243,6 +243,7 @@ def test_a_runtime_sql_rule_routes_and_its_action_shows_on_the_message(client, t
     assert b"secret" not in props, "REMOVE secret"
     assert b"nulled" in props and props[b"nulled"] is None, "SET nulled = NULL keeps the property"
     assert props[b"color"] == b"green", "untouched properties stay"
+    assert props[b"RuleName"] == b"green-big", "a copy made by an action names its rule"
     assert green.subject == "relabelled", "SET sys.Label"
     assert green.to == "dest", "SET sys.To"
 

@@ -190,6 +190,7 @@ describe("rule management", () => {
     assert.equal(green.applicationProperties.color, "green", "untouched properties stay");
     assert.equal("nulled" in green.applicationProperties, true, "SET nulled = NULL keeps the property");
     assert.equal(green.applicationProperties.nulled, null, "SET nulled = NULL");
+    assert.equal(green.applicationProperties.RuleName, "green-big", "a copy made by an action names its rule");
     assert.equal(green.subject, "relabelled", "SET sys.Label");
     assert.equal(green.correlationId, "corr-green", "SET sys.CorrelationId");
     assert.equal(green.contentType, "text/plain", "SET sys.ContentType");
