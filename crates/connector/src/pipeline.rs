@@ -132,12 +132,17 @@ impl<O: SourceOpener> Receiver<O> {
                     self.opener.open(&self.route.plan.entity).await
                 }
             };
-            // Raced against shutdown: nothing is locked to us until the source is open, and an
-            // accept waiting for a session can outlast the grace period.
-            let opened = tokio::select! {
-                opened = opening => opened,
-                () = self.shutdown.cancelled() => break,
-            };
+            // Not raced against shutdown: dropping an attach midway leaves the AMQP session of
+            // azservicebus 0.25 (fe2o3 0.14) with an unattached handle, which wedges every
+            // other receiver on that connection in recovery. An open returns within the
+            // operation timeout (a session accept within `receive_wait`).
+            let opened = opening.await;
+            if self.shutdown.is_cancelled() {
+                if let Ok(source) = opened {
+                    self.close_source(source).await;
+                }
+                break;
+            }
             let source = match opened {
                 Ok(source) => {
                     backoff = reopen_backoff();
@@ -215,15 +220,18 @@ impl<O: SourceOpener> Receiver<O> {
                 break;
             }
         }
-        // Bounded: closing a link that is mid-recovery can hang.
+        self.close_source(source).await;
+        failed
+    }
+
+    /// Closes a source, bounded: closing a link that is mid-recovery can hang.
+    async fn close_source(&self, source: O::Source) {
+        let route = &self.route.plan.name;
         match tokio::time::timeout(SOURCE_CLOSE_TIMEOUT, source.close()).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(route = %plan.name, %error, "closing the source failed")
-            }
-            Err(_) => tracing::debug!(route = %plan.name, "closing the source timed out"),
+            Ok(Err(error)) => tracing::debug!(%route, %error, "closing the source failed"),
+            Err(_) => tracing::debug!(%route, "closing the source timed out"),
         }
-        failed
     }
 
     /// Waits for the sink health gate; false if shutdown came first.

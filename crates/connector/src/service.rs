@@ -14,6 +14,9 @@ use crate::pipeline::{self, SourceOpener};
 use crate::route::RouteRuntime;
 use crate::schema::{plan_routes, Catalog, RoutePlan};
 use crate::sink::{self, CassandraSink, RouteWriter, SinkError};
+
+/// How long closing the Service Bus connection may take at shutdown.
+const CONNECTION_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 use crate::source::{
     ConnectorSettings, Credential, ReceiverSettings, ServiceBusConnectionString,
     ServiceBusConnector, ServiceBusSource, SourceEntity, SourceError,
@@ -88,7 +91,17 @@ pub async fn run(loaded: &LoadedConfig, shutdown: CancellationToken) -> Result<(
         config.shutdown.grace,
     )
     .await;
-    opener.connector.close().await;
+    // Bounded like every other close: a connection stuck in the client's recovery must not
+    // keep the process from exiting after a signal.
+    if tokio::time::timeout(CONNECTION_CLOSE_TIMEOUT, opener.connector.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_seconds = CONNECTION_CLOSE_TIMEOUT.as_secs(),
+            "closing the Service Bus connection timed out; exiting anyway"
+        );
+    }
     admin_stop.cancel();
     let _ = admin.await;
     Ok(())
