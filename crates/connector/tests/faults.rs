@@ -27,6 +27,11 @@ use support::process::{queue_json, topic_json, ConnectorChild, DedicatedCassandr
 use support::run_cql;
 use support::servicebus::drain_dlq;
 
+/// The fault tests run one at a time: each drives an emulator, a connector and Cassandra (the
+/// outage test a second, dedicated node) on the same 2 cores, and side by side they starve each
+/// other into timeouts that test the machine, not the connector.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Sends `messages` over `senders` concurrent links, 500 per transfer.
 async fn send_all(connector: &ServiceBusConnector, entity: &str, messages: Vec<OutgoingMessage>) {
     let senders = 4;
@@ -148,6 +153,7 @@ grace = "30s"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_run_then_restart_leaves_the_table_of_a_clean_run() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     // A short lock so messages held by the killed process come back quickly.
     let emulator = EmulatorChild::start(vec![queue_json("upserts", "PT5S", false)], Vec::new());
@@ -310,6 +316,7 @@ note = "body.note"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_down_30s_pauses_without_dead_letters_and_recovers_in_process() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     // A node of this test's own on 127.0.20.1 (JMX 27199): the shared node keeps serving.
     let node = DedicatedCassandra::start(dir.path(), "127.0.20.1");
@@ -747,6 +754,7 @@ async fn check_session_order(cassandra: &Session, table: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_thousand_messages_over_queue_session_queue_and_subscription_with_poison() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // The test: a plain queue, a session queue (16 sessions) and a subscription.
     drain_routes_with_poison(vec![plain_route(), session_route(), topic_route()], 100_000).await;
 }
