@@ -20,7 +20,7 @@ use fe2o3_amqp_types::primitives::{Binary, Symbol};
 use serde::Serialize;
 
 use crate::workload::Reading;
-use crate::{cassandra, drain, emulator, BenchOptions};
+use crate::{drain, emulator, BenchOptions};
 
 /// Messages per broker send while pre-loading (one group commit each).
 const PRELOAD_BATCH: usize = 1_000;
@@ -104,23 +104,15 @@ async fn preload_queue(
 /// Pre-loads `options.rows` messages, starts the emulator on that store and lets the
 /// connector drain them.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BacklogResult> {
-    let run_dir = tempfile::Builder::new()
-        .prefix("busdrain-bench-")
-        .tempdir()
-        .context("cannot create a run directory")?;
-    let session = Arc::new(cassandra::connect(&options.cassandra).await?);
-    let keyspace = format!(
-        "bench_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-    );
-    cassandra::create_keyspace(&session, &keyspace).await?;
-    let result = run_in(options, &session, &keyspace, run_dir.path()).await;
-    if options.keep {
-        let kept = run_dir.keep();
-        tracing::info!(keyspace = %keyspace, run_dir = %kept.display(), "kept for inspection");
-    } else if let Err(error) = cassandra::drop_keyspace(&session, &keyspace).await {
-        tracing::warn!(%error, keyspace = %keyspace, "cannot drop the benchmark keyspace");
-    }
+    let scope = crate::scope::RunScope::open(options).await?;
+    let result = run_in(
+        options,
+        &scope.session,
+        &scope.keyspace,
+        scope.run_dir.path(),
+    )
+    .await;
+    scope.close(options.keep).await;
     result
 }
 

@@ -17,6 +17,7 @@ pub mod emulator;
 pub mod procstat;
 pub mod reference;
 pub mod report;
+mod scope;
 pub mod workload;
 
 use std::path::PathBuf;
@@ -58,25 +59,16 @@ pub struct ReferenceOptions {
 
 /// Runs every phase in order and returns the report. Child processes are killed on any error.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
-    let run_dir = tempfile::Builder::new()
-        .prefix("busdrain-bench-")
-        .tempdir()
-        .context("cannot create a run directory")?;
-    let session = Arc::new(cassandra::connect(&options.cassandra).await?);
-    let keyspace = format!(
-        "bench_{}",
-        time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-    );
-    cassandra::create_keyspace(&session, &keyspace).await?;
-    tracing::info!(keyspace = %keyspace, run_dir = %run_dir.path().display(), "benchmark starting");
-
-    let result = run_phases(options, &session, &keyspace, run_dir.path()).await;
-    if options.keep {
-        let kept = run_dir.keep();
-        tracing::info!(keyspace = %keyspace, run_dir = %kept.display(), "kept for inspection");
-    } else if let Err(error) = cassandra::drop_keyspace(&session, &keyspace).await {
-        tracing::warn!(%error, keyspace = %keyspace, "cannot drop the benchmark keyspace");
-    }
+    let scope = scope::RunScope::open(options).await?;
+    tracing::info!(keyspace = %scope.keyspace, run_dir = %scope.run_dir.path().display(), "benchmark starting");
+    let result = run_phases(
+        options,
+        &scope.session,
+        &scope.keyspace,
+        scope.run_dir.path(),
+    )
+    .await;
+    scope.close(options.keep).await;
     result
 }
 
